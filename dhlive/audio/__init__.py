@@ -1,0 +1,1 @@
+"""Audio stage: fbank features -> LSTM -> mouth coefficients (see the audio model issue)."""

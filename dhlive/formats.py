@@ -1,0 +1,284 @@
+"""Every on-disk format of dhlive, defined and validated in one place.
+
+Avatar folder (written by `dhlive prepare`, read by every later stage), version 1:
+
+    NAME/
+      meta.json             format + version, fps, frame count, source, crop boxes,
+                            rejected/interpolated frames and why, package versions
+      image/%06d.png        face crops, crop_size x crop_size, RGB
+      source.mp4            the upright source at the avatar fps, frames 1:1 with image/
+                            (what paste-back composites into); odd sizes padded by 1 px
+      keypoint_rotate.pkl   {"version", "pixels" (N,478,3), "canonical" (N,478,3),
+                             "blendshapes" (N,52)}
+      face_mat_mask.pkl     {"version", "pose" (N,4,4), "euler" (N,3), "mean_face" (478,3),
+                             "lower_face" (K,3), "lower_face_pixels" (N,K,2)}
+      audio.wav             16 kHz mono, only when the input had audio
+
+Coordinates: pixels are (x right, y down, z depth away from the camera, in x's pixel
+scale) in the upright source frame. Canonical is the person's frontal face: origin at
+the centroid of the rigid points, unit = outer eye-corner distance (33-263), same
+axes. `pose[i]` maps canonical to pixels (pixel = s R canonical + t); `euler` is
+(yaw, pitch, roll) in degrees. `lower_face` is the repaint polygon in canonical
+coordinates; `lower_face_pixels` is it projected into each frame.
+
+Pickles are plain dicts of numpy arrays and are read with a restricted unpickler
+that rebuilds only numpy arrays and builtin containers, so a crafted file from a
+stranger raises instead of running code.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import pickle
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .errors import DhliveError
+
+AVATAR_FORMAT = "dhlive-avatar"
+AVATAR_VERSION = 1
+N_LANDMARKS = 478
+N_BLENDSHAPES = 52
+
+META_FILE = "meta.json"
+IMAGE_DIR = "image"
+IMAGE_PATTERN = "{:06d}.png"
+SOURCE_VIDEO_FILE = "source.mp4"
+KEYPOINTS_FILE = "keypoint_rotate.pkl"
+POSE_FILE = "face_mat_mask.pkl"
+AUDIO_FILE = "audio.wav"
+
+
+# --- safe pickles --------------------------------------------------------------------
+
+# The only globals a dict-of-arrays pickle needs (numpy 1.x and 2.x module names).
+_SAFE_GLOBALS = {
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"),
+    ("numpy._core.multiarray", "scalar"),
+    ("numpy.core.numeric", "_frombuffer"),
+    ("numpy._core.numeric", "_frombuffer"),
+    ("_codecs", "encode"),  # protocol-2 pickles store array bytes through it
+}
+
+
+class UnsafePickleError(DhliveError):
+    pass
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    def find_class(self, module, name):
+        if (module, name) in _SAFE_GLOBALS:
+            return super().find_class(module, name)
+        raise UnsafePickleError(f"refuses to load {module}.{name}: only numpy arrays and plain containers are allowed")
+
+
+def _reject_objects(obj, where: str) -> None:
+    if isinstance(obj, np.ndarray) and obj.dtype.hasobject:
+        raise UnsafePickleError(f"object array at {where}: only numeric arrays are allowed")
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            _reject_objects(v, f"{where}[{k!r}]")
+    elif isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            _reject_objects(v, f"{where}[{i}]")
+
+
+def load_pickle(path: str | os.PathLike):
+    """Load a pickle that may come from a stranger: numpy arrays and containers only."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise DhliveError(f"{path}: no such file") from None
+    try:
+        obj = _RestrictedUnpickler(io.BytesIO(data)).load()
+    except UnsafePickleError as e:
+        raise UnsafePickleError(f"{path}: {e}") from None
+    except Exception as e:  # truncated or not a pickle at all
+        raise DhliveError(f"{path}: not a readable pickle ({type(e).__name__})") from None
+    _reject_objects(obj, path.name)
+    return obj
+
+
+def save_pickle(path: str | os.PathLike, obj) -> None:
+    atomic_write_bytes(path, pickle.dumps(obj, protocol=4))
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write to a temporary name beside `path`, then rename: readers never see half a file."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.part")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def write_json(path: str | os.PathLike, obj) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=1) + "\n").encode())
+
+
+# --- the avatar folder -----------------------------------------------------------------
+
+@dataclass
+class Avatar:
+    """A validated avatar folder. Arrays are loaded eagerly (they are small); images lazily."""
+
+    root: Path
+    meta: dict
+    pixels: np.ndarray  # (N,478,3) landmarks in source pixels
+    canonical: np.ndarray  # (N,478,3) landmarks in the canonical frontal frame
+    blendshapes: np.ndarray  # (N,52) mediapipe blendshape scores
+    pose: np.ndarray  # (N,4,4) canonical -> pixels
+    euler: np.ndarray  # (N,3) yaw, pitch, roll in degrees
+    mean_face: np.ndarray  # (478,3) the person's frontal mean face, canonical
+    lower_face: np.ndarray  # (K,3) repaint polygon, canonical
+    lower_face_pixels: np.ndarray  # (N,K,2) repaint polygon per frame, source pixels
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.meta["n_frames"])
+
+    @property
+    def fps(self) -> float:
+        return float(self.meta["fps"])
+
+    @property
+    def crop_size(self) -> int:
+        return int(self.meta["crop_size"])
+
+    @property
+    def crop_boxes(self) -> np.ndarray:
+        """(N,3) x0, y0, side of each square crop in source pixels."""
+        return np.asarray(self.meta["crop_boxes"], np.float32)
+
+    @property
+    def source_size(self) -> tuple[int, int]:
+        return tuple(self.meta["source"]["size"])
+
+    @property
+    def audio_path(self) -> Path | None:
+        return self.root / AUDIO_FILE if self.meta.get("has_audio") else None
+
+    @property
+    def source_video_path(self) -> Path:
+        return self.root / SOURCE_VIDEO_FILE
+
+    def image_path(self, i: int) -> Path:
+        return self.root / IMAGE_DIR / IMAGE_PATTERN.format(i)
+
+    def read_crop(self, i: int) -> np.ndarray:
+        img = cv2.imread(str(self.image_path(i)), cv2.IMREAD_COLOR)
+        if img is None:
+            raise DhliveError(f"{self.image_path(i)}: missing or unreadable crop")
+        return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+    def crop_landmarks(self, i: int) -> np.ndarray:
+        """Landmarks of frame i in its crop's pixels (x, y scaled; z scaled alike)."""
+        x0, y0, side = self.crop_boxes[i]
+        scale = self.crop_size / side
+        out = self.pixels[i].copy()
+        out[:, 0] = (out[:, 0] - x0) * scale
+        out[:, 1] = (out[:, 1] - y0) * scale
+        out[:, 2] *= scale
+        return out
+
+
+def save_avatar(root: str | os.PathLike, meta: dict, *, pixels, canonical, blendshapes,
+                pose, euler, mean_face, lower_face, lower_face_pixels) -> None:
+    """Write the pickles and meta.json of an avatar whose image/ and media are in place.
+
+    meta.json is written last: its presence marks the folder complete.
+    """
+    root = Path(root)
+    f32 = lambda a: np.ascontiguousarray(a, np.float32)  # noqa: E731
+    save_pickle(root / KEYPOINTS_FILE, {
+        "version": AVATAR_VERSION, "pixels": f32(pixels), "canonical": f32(canonical),
+        "blendshapes": f32(blendshapes)})
+    save_pickle(root / POSE_FILE, {
+        "version": AVATAR_VERSION, "pose": f32(pose), "euler": f32(euler), "mean_face": f32(mean_face),
+        "lower_face": f32(lower_face), "lower_face_pixels": f32(lower_face_pixels)})
+    meta = {"format": AVATAR_FORMAT, "version": AVATAR_VERSION, **meta}
+    write_json(root / META_FILE, meta)
+
+
+def _require(cond: bool, root: Path, problem: str) -> None:
+    if not cond:
+        raise DhliveError(f"avatar folder {root}: {problem}")
+
+
+def _array(d: dict, key: str, shape: tuple, root: Path, fname: str) -> np.ndarray:
+    _require(isinstance(d, dict) and key in d, root, f"{fname} has no '{key}'")
+    a = np.asarray(d[key])
+    ok = a.ndim == len(shape) and all(s is None or s == n for s, n in zip(shape, a.shape))
+    _require(ok, root, f"{fname}['{key}'] has shape {a.shape}, expected {tuple('N' if s is None else s for s in shape)}")
+    _require(np.issubdtype(a.dtype, np.floating) and np.isfinite(a).all(), root, f"{fname}['{key}'] is not finite float data")
+    return a.astype(np.float32, copy=False)
+
+
+def load_avatar(root: str | os.PathLike, check_images: bool = True) -> Avatar:
+    """Load and validate an avatar folder; any problem is one DhliveError naming it."""
+    root = Path(root)
+    _require(root.is_dir(), root, "no such folder")
+    meta_path = root / META_FILE
+    _require(meta_path.exists(), root, f"incomplete: no {META_FILE} (was prepare interrupted?)")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (ValueError, UnicodeDecodeError):
+        raise DhliveError(f"avatar folder {root}: {META_FILE} is not valid JSON") from None
+    _require(isinstance(meta, dict) and meta.get("format") == AVATAR_FORMAT, root, f"{META_FILE} is not a dhlive avatar")
+    _require(meta.get("version") == AVATAR_VERSION, root,
+             f"format version {meta.get('version')} is not supported (this dhlive reads version {AVATAR_VERSION})")
+    for key in ("n_frames", "fps", "crop_size", "crop_boxes", "source"):
+        _require(key in meta, root, f"{META_FILE} has no '{key}'")
+    n = int(meta["n_frames"])
+    _require(n > 0, root, "has no frames")
+    _require(len(meta["crop_boxes"]) == n, root, f"{META_FILE} has {len(meta['crop_boxes'])} crop boxes for {n} frames")
+
+    missing = [f for f in (KEYPOINTS_FILE, POSE_FILE, SOURCE_VIDEO_FILE) if not (root / f).exists()]
+    if meta.get("has_audio"):
+        missing += [AUDIO_FILE] if not (root / AUDIO_FILE).exists() else []
+    _require(not missing, root, f"incomplete: missing {', '.join(missing)}")
+
+    kp = load_pickle(root / KEYPOINTS_FILE)
+    pz = load_pickle(root / POSE_FILE)
+    for fname, d in ((KEYPOINTS_FILE, kp), (POSE_FILE, pz)):
+        _require(isinstance(d, dict) and d.get("version") == AVATAR_VERSION, root, f"{fname} has an unsupported version")
+    lower = _array(pz, "lower_face", (None, 3), root, POSE_FILE)
+    avatar = Avatar(
+        root=root, meta=meta,
+        pixels=_array(kp, "pixels", (n, N_LANDMARKS, 3), root, KEYPOINTS_FILE),
+        canonical=_array(kp, "canonical", (n, N_LANDMARKS, 3), root, KEYPOINTS_FILE),
+        blendshapes=_array(kp, "blendshapes", (n, N_BLENDSHAPES), root, KEYPOINTS_FILE),
+        pose=_array(pz, "pose", (n, 4, 4), root, POSE_FILE),
+        euler=_array(pz, "euler", (n, 3), root, POSE_FILE),
+        mean_face=_array(pz, "mean_face", (N_LANDMARKS, 3), root, POSE_FILE),
+        lower_face=lower,
+        lower_face_pixels=_array(pz, "lower_face_pixels", (n, len(lower), 2), root, POSE_FILE),
+    )
+    if check_images:
+        image_dir = root / IMAGE_DIR
+        names = set(os.listdir(image_dir)) if image_dir.is_dir() else set()
+        absent = [i for i in range(n) if IMAGE_PATTERN.format(i) not in names]
+        _require(not absent, root, f"incomplete: {len(absent)} of {n} crops missing from {IMAGE_DIR}/ (first: {IMAGE_PATTERN.format(absent[0]) if absent else ''})")
+    return avatar
+
+
+def replace_folder(tmp: Path, final: Path) -> None:
+    """Move a finished folder into place, replacing an older one only after it is complete."""
+    if final.exists():
+        old = final.with_name(f".{final.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(final, old)
+        os.replace(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, final)
