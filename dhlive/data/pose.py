@@ -22,9 +22,12 @@ RIGID_POINTS = np.array([
     168, 6, 197, 195, 5, 4, 1, 98, 327, 129, 358,  # nose bridge, tip, wings
 ])
 EYE_OUTER = (33, 263)  # right eye outer corner, left eye outer corner (subject's)
-# The DH_live smoothing kernel: strong enough to hide landmark noise, short enough
-# to keep nods.
+# The DH_live smoothing kernel, applied where the head is still. Where it moves fast,
+# any smoothing lags the real head (on a fast-moving clip the fixed kernel quadrupled
+# the jitter of the pose-normalised upper face), so the raw fit is blended back in.
 DEFAULT_SMOOTHING = (0.1, 0.8, 0.1)
+STILL_SPEED = 0.01  # eye distances per frame: below this the pose is fully smoothed
+FAST_SPEED = 0.03  # above this it is not smoothed at all
 
 _FLIP = np.diag([1.0, -1.0, -1.0])  # mediapipe's OpenGL axes (y up, z to viewer) <-> pixel axes
 
@@ -134,6 +137,20 @@ def _fit_all(template: np.ndarray, pixels: np.ndarray):
     return s, r, t
 
 
+def _speed_gate(points, s, r, t, segments) -> np.ndarray:
+    """Per frame 0 (still head: smooth) .. 1 (fast head: keep the raw fit), from how far
+    the rigid points travel per frame, in eye distances (central difference)."""
+    moved = s[:, None, None] * np.einsum("nij,pj->npi", r, points) + t[:, None]
+    speed = np.zeros(len(s))
+    for a, b in segments:
+        seg = moved[a:b]
+        if len(seg) >= 3:
+            step = np.linalg.norm(seg[2:] - seg[:-2], axis=-1).mean(1) / (2 * s[a + 1:b - 1])
+            speed[a + 1:b - 1] = step
+            speed[a], speed[b - 1] = step[0], step[-1]
+    return np.clip((speed - STILL_SPEED) / (FAST_SPEED - STILL_SPEED), 0, 1)
+
+
 def _normalise(face: np.ndarray) -> np.ndarray:
     """Centre on the rigid centroid, scale to unit eye-corner distance."""
     face = face - face[RIGID_POINTS].mean(0)
@@ -164,15 +181,17 @@ def fit_poses(pixels: np.ndarray, mp_matrices: np.ndarray, segments: list[tuple[
     frontal = _mean_rotation(np.einsum("nji,njk->nik", mp_rot, r))
     template = _normalise(mean @ frontal.T)
 
-    # Pass 2: fit against the frontal personal mean face, then smooth over time.
+    # Pass 2: fit against the frontal personal mean face, then smooth where the head is still.
     s, r, t = _fit_all(template, pixels)
     q = _to_quat(r)
     for i in range(1, n):  # keep quaternions on one hemisphere so averaging is meaningful
         if np.dot(q[i], q[i - 1]) < 0:
             q[i] = -q[i]
-    r = _from_quat(smooth_series(q, smoothing, segments))
-    s = np.exp(smooth_series(np.log(s), smoothing, segments))
-    t = smooth_series(t, smoothing, segments)
+    keep_raw = _speed_gate(template[RIGID_POINTS], s, r, t, segments)[:, None]
+    q = keep_raw * q + (1 - keep_raw) * smooth_series(q, smoothing, segments)
+    r = _from_quat(q)
+    s = np.exp(keep_raw[:, 0] * np.log(s) + (1 - keep_raw[:, 0]) * smooth_series(np.log(s), smoothing, segments))
+    t = keep_raw * t + (1 - keep_raw) * smooth_series(t, smoothing, segments)
 
     mats = np.zeros((n, 4, 4))
     mats[:, :3, :3] = s[:, None, None] * r
