@@ -119,7 +119,7 @@ def test_no_face_and_too_little_face(tmp_path):
     few = [f if i < 10 else blank_like(f) for i, f in enumerate(frames)]
     with pytest.raises(DhliveError, match=r"too little usable video: 10 of 50 frames .*no face in frames 10-49"):
         prepare(write_clip(tmp_path / "few.mp4", few), "x", tmp_path, FAST, progress=False)
-    assert not (tmp_path / "x").exists()
+    assert not (tmp_path / "x").exists() and not (tmp_path / ".x.partial").exists()
 
 
 def test_existing_avatar_needs_force(face_clip, tmp_path):

@@ -267,6 +267,15 @@ def prepare(input_path, name: str, out_dir="avatars", config: PrepareConfig | No
     except OSError as e:
         raise DhliveError(f"{out_dir}: cannot create the avatar folder here ({e.strerror})") from None
 
+    try:
+        return _build(info, name, cfg, work, final, progress, t_start)
+    except DhliveError:
+        shutil.rmtree(work, ignore_errors=True)  # a verdict on the input: nothing to resume
+        raise
+
+
+def _build(info: media.MediaInfo, name: str, cfg: PrepareConfig, work: Path, final: Path, progress: bool,
+           t_start: float) -> PrepareResult:
     notes: list[str] = []
     det = detect_faces(info, cfg, work, progress, notes)
     n_src = len(det["n_faces"])
