@@ -1,0 +1,61 @@
+"""The audio model: fbank rows -> mouth coefficients, DH_live's LSTM, read top to bottom.
+
+    160 fbank values per video frame
+      -> Linear 160-80, BatchNorm, LeakyReLU, Linear 80-80          (per frame)
+      -> LSTM, 2 layers of 192                                       (through time)
+      -> Linear 192-256, BN, LeakyReLU, Linear 256-256, BN, LeakyReLU, Linear 256-6
+
+With the default config it has DH_live's 644,166 parameters. The LSTM is one-directional,
+so the model can run live; it sees `lookahead` frames of future audio by emitting the
+coefficients of frame t once frame t + lookahead has been heard (160 ms by default).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .features import FEATURE_DIM
+
+
+@dataclass(frozen=True)
+class AudioModelConfig:
+    feature_dim: int = FEATURE_DIM
+    frame_dim: int = 80  # per-frame encoder width
+    lstm_dim: int = 192
+    lstm_layers: int = 2
+    head_dim: int = 256
+    n_coeffs: int = 6  # mouth coefficients predicted per frame
+    lookahead: int = 4  # video frames of future audio seen (4 = 160 ms)
+
+
+class AudioModel(nn.Module):
+    def __init__(self, config: AudioModelConfig = AudioModelConfig()):
+        super().__init__()
+        c = self.config = config
+        self.frame_encoder = nn.Sequential(
+            nn.Linear(c.feature_dim, c.frame_dim), nn.BatchNorm1d(c.frame_dim), nn.LeakyReLU(0.2),
+            nn.Linear(c.frame_dim, c.frame_dim),
+        )
+        self.lstm = nn.LSTM(c.frame_dim, c.lstm_dim, num_layers=c.lstm_layers, batch_first=True)
+        self.head = nn.Sequential(
+            nn.Linear(c.lstm_dim, c.head_dim), nn.BatchNorm1d(c.head_dim), nn.LeakyReLU(0.2),
+            nn.Linear(c.head_dim, c.head_dim), nn.BatchNorm1d(c.head_dim), nn.LeakyReLU(0.2),
+            nn.Linear(c.head_dim, c.n_coeffs),
+        )
+
+    def forward(self, feats: torch.Tensor, state=None):
+        """feats (B, T, 160) -> coefficients (B, T, n_coeffs) and the LSTM state to carry on.
+
+        Output row t belongs to video frame t - lookahead (the caller shifts; see inference.py).
+        """
+        b, t, _ = feats.shape
+        x = self.frame_encoder(feats.reshape(b * t, -1)).reshape(b, t, -1)
+        x, state = self.lstm(x, state)
+        return self.head(x.reshape(b * t, -1)).reshape(b, t, -1), state
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
