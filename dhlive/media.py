@@ -163,6 +163,11 @@ def _timed_frames(c, s, path: Path, warnings: list | None):
             warnings.append(f"{path}: decoding stopped after {n} frames ({_short(e)}); file truncated or damaged?")
     if n == 0:
         raise DhliveError(f"{path}: video stream has no frames")
+    declared = _duration(c, s)
+    decoded = last_t - float((s.start_time or 0) * tb) + dur
+    if warnings is not None and declared and decoded < declared - max(0.5, 0.1 * declared):
+        warnings.append(f"{path}: only {decoded:.1f} s of the declared {declared:.1f} s could be decoded; "
+                        "file truncated or damaged?")
 
 
 def _resample(timed, fps: float):

@@ -143,3 +143,20 @@ def test_zero_length_video_and_audio_only(tmp_path, speech):
     assert not media.probe(wav).has_video
     with pytest.raises(DhliveError, match="no audio stream"):
         media.load_audio(write_clip(tmp_path / "silent.mp4", numbered_frames(3)))
+
+
+def test_truncated_faststart_mp4_decodes_what_is_there_and_says_so(tmp_path):
+    path = tmp_path / "web.mp4"
+    with av.open(str(path), "w", options={"movflags": "+faststart"}) as c:  # index at the front
+        s = c.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        for f in numbered_frames(50):
+            c.mux(s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))
+        c.mux(s.encode(None))
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(path.read_bytes()[: path.stat().st_size * 85 // 100])  # the index is most of a tiny file
+    warnings = []
+    frames = list(media.iter_frames(cut, warnings=warnings))
+    assert 0 < len(frames) < 50
+    assert [frame_index(f) for f in frames] == list(range(len(frames)))
+    assert len(warnings) == 1 and "truncated" in warnings[0] and "cut.mp4" in warnings[0]

@@ -296,8 +296,9 @@ def _build(info: media.MediaInfo, name: str, cfg: PrepareConfig, work: Path, fin
         what = "the photo" if info.is_image else f"any of the {n_src} frames"
         raise DhliveError(f"{info.path}: no face found in {what}")
     if len(kept) < need:
+        why = why or f"the video is only {n_src / cfg.fps:.1f} s long"
         raise DhliveError(f"{info.path}: too little usable video: {len(kept)} of {n_src} frames have a usable face "
-                          f"(need {need}): {why}")
+                          f"(need {need}): {why}" + "".join(f"; {w}" for w in notes))
     if rejected:
         notes.append(f"dropped {n_src - len(kept)} of {n_src} frames: {why}")
     if filled:
