@@ -12,6 +12,7 @@ test: install
 
 bench: install
 	$(VENV)/bin/python scripts/bench_prepare.py
+	$(VENV)/bin/python scripts/bench_audio.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

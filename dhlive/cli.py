@@ -86,8 +86,85 @@ def provision(face_model):
     click.echo(face_model_path(face_model))
 
 
+@cli.command("distill-audio")
+@click.option("--avatars", "avatars", multiple=True, required=True, type=click.Path(file_okay=False),
+              help="Training avatars with audio (several may follow one --avatars).")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for the model, PCA, logs.")
+@click.option("--eval-avatars", multiple=True, type=click.Path(file_okay=False),
+              help="Held-out avatars evaluated at the end (never trained on).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="YAML file of training options (see configs/audio.yaml).")
+@click.option("--steps", type=int, help="Training steps [default: 2000].")
+@click.option("--seed", type=int, help="Random seed [default: 0].")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--resume", is_flag=True, help="Continue from OUT/train_state.pt.")
+@click.option("--stop-at", type=int, help="Stop after this step, resumable (runs in time slices).")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def distill_audio(avatars, out, eval_avatars, config_path, steps, seed, device, resume, stop_at, quiet):
+    """Train the audio model (speech -> mouth) on prepared avatars that have sound."""
+    from .config import load_config
+    from .train.audio import DistillConfig, distill
+
+    cfg = load_config(config_path, DistillConfig, steps=steps, seed=seed)
+    if cfg.steps < 1 or cfg.batch < 1:
+        raise DhliveError("--steps and batch must be at least 1")
+    res = distill(list(avatars), out, cfg, eval_avatars=list(eval_avatars), resume=resume, device=device,
+                  progress=not quiet, stop_at=stop_at)
+    if res.get("stopped"):
+        click.echo(f"{res['out']}: stopped at step {res['steps']} of {cfg.steps}; continue with --resume")
+        return
+    click.echo(f"{res['out']}: audio model trained for {res['steps']} steps in {res['seconds']:.0f} s")
+    if "eval" in res:
+        e = res["eval"]
+        click.echo(f"held-out: aperture r {e['aperture_r']:.3f}, articulation {e['articulation']:.2f}, "
+                   f"best lag {e['best_lag']:+.1f} frames (details in {out}/eval.json)")
+
+
+@cli.command("eval-audio")
+@click.argument("avatars", nargs=-1, required=True, type=click.Path(file_okay=False))
+@click.option("--model", "model_dir", required=True, type=click.Path(file_okay=False),
+              help="Folder written by distill-audio (audio_model.pt + pca.pkl).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the report here.")
+def eval_audio(avatars, model_dir, json_path):
+    """Score an audio model on avatars with audio: mouth aperture vs the real video."""
+    from .audio.clips import load_clip
+    from .audio.evaluate import evaluate_clips
+    from .formats import write_json
+    from .audio.inference import load_audio_model
+
+    model, basis = load_audio_model(model_dir)
+    report = evaluate_clips(model, basis, [load_clip(a) for a in avatars])
+    for r in report["clips"]:
+        click.echo(f"{r['clip']}: aperture r {r['aperture_r']:.3f}, articulation {r['articulation']:.2f}, "
+                   f"best lag {r['best_lag']:+d} (r {r['aperture_r_at_best_lag']:.3f})")
+    m = report["mean"]
+    click.echo(f"mean over {len(report['clips'])}: aperture r {m['aperture_r']:.3f}, articulation {m['articulation']:.2f}")
+    if json_path:
+        write_json(json_path, report)
+
+
+# options that take several values: `--avatars a b c` is read as `--avatars a --avatars b ...`
+_MULTI_VALUE = ("--avatars", "--eval-avatars")
+
+
+def _spread_multi_values(argv: list[str]) -> list[str]:
+    out, current = [], None
+    for tok in argv:
+        if tok in _MULTI_VALUE:
+            current = tok
+            out.append(tok)
+        elif current and not tok.startswith("-") and out[-1] != current:
+            out += [current, tok]
+        else:
+            if tok.startswith("-"):
+                current = None
+            out.append(tok)
+    return out
+
+
 def main(argv=None):
-    cli.main(args=argv, prog_name="dhlive")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    cli.main(args=_spread_multi_values(argv), prog_name="dhlive")
 
 
 if __name__ == "__main__":

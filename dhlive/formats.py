@@ -282,3 +282,85 @@ def replace_folder(tmp: Path, final: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.replace(tmp, final)
+
+
+# --- the mouth PCA (written by `dhlive distill-audio`, read by the audio model's users) ----
+
+MOUTH_FORMAT = "dhlive-mouth-pca"
+MOUTH_VERSION = 1
+MOUTH_PCA_FILE = "pca.pkl"
+_MOUTH_FIELDS = {  # name -> shape (k = number of coefficients, D = PCA input size)
+    "mean": ("D",), "components": ("k", "D"), "explained": ("k",), "decoder": ("k+1", "L"),
+}
+
+
+def save_mouth_pca(path: str | os.PathLike, fields: dict) -> None:
+    """fields: kind (str), lip_indices, image_size (w, h), the arrays above and the scales."""
+    out = {"format": MOUTH_FORMAT, "version": MOUTH_VERSION}
+    for k, v in fields.items():
+        out[k] = np.ascontiguousarray(v, np.float32) if isinstance(v, np.ndarray) and v.dtype.kind == "f" else v
+    save_pickle(path, out)
+
+
+def load_mouth_pca(path: str | os.PathLike) -> dict:
+    """Load and validate a mouth PCA: a dict of its fields, arrays float32."""
+    path = Path(path)
+    d = load_pickle(path)
+
+    def need(cond, problem):
+        if not cond:
+            raise DhliveError(f"mouth PCA {path}: {problem}")
+
+    need(isinstance(d, dict) and d.get("format") == MOUTH_FORMAT, "not a dhlive mouth PCA file")
+    need(d.get("version") == MOUTH_VERSION, f"version {d.get('version')} is not supported (this dhlive reads {MOUTH_VERSION})")
+    for key in ("kind", "lip_indices", "image_size", "lip_scale", "pixel_scale", "coeff_scale", *_MOUTH_FIELDS):
+        need(key in d, f"has no '{key}'")
+    arrays = {k: np.asarray(d[k]) for k in _MOUTH_FIELDS}
+    for k, a in arrays.items():
+        need(a.dtype.kind == "f" and np.isfinite(a).all() and a.ndim == len(_MOUTH_FIELDS[k]), f"'{k}' is not a finite float array of the right rank")
+    k, dim = arrays["components"].shape
+    need(arrays["mean"].shape == (dim,) and arrays["explained"].shape == (k,) and arrays["decoder"].shape[0] == k + 1,
+         "array shapes disagree with each other")
+    return {**d, **{n: a.astype(np.float32) for n, a in arrays.items()}}
+
+
+# --- torch checkpoints (audio model, training state) ---------------------------------------
+
+AUDIO_MODEL_FORMAT = "dhlive-audio-model"
+AUDIO_MODEL_FILE = "audio_model.pt"  # beside MOUTH_PCA_FILE in an audio model folder
+AUDIO_TRAIN_STATE_FORMAT = "dhlive-audio-train-state"
+CHECKPOINT_VERSION = 1
+
+
+def save_checkpoint(path: str | os.PathLike, kind: str, payload: dict) -> None:
+    """torch.save of plain data (tensors, numbers, strings, dicts, lists) tagged with kind and version,
+    so it loads with weights_only=True: a checkpoint from a stranger cannot run code."""
+    import torch
+
+    buf = io.BytesIO()
+    torch.save({"format": kind, "version": CHECKPOINT_VERSION, **payload}, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def load_checkpoint(path: str | os.PathLike, kind: str) -> dict:
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise DhliveError(f"{path}: no such checkpoint")
+    try:
+        d = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise DhliveError(f"{path}: not a loadable checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:120]})") from None
+    if not isinstance(d, dict) or d.get("format") != kind:
+        found = d.get("format") if isinstance(d, dict) else type(d).__name__
+        raise DhliveError(f"{path}: is a {found!r} checkpoint, expected {kind!r}")
+    if d.get("version") != CHECKPOINT_VERSION:
+        raise DhliveError(f"{path}: checkpoint version {d.get('version')} is not supported (this dhlive reads {CHECKPOINT_VERSION})")
+    return d
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()

@@ -17,13 +17,14 @@ def trained_looking_model(seed=0, **cfg):
 
 
 def test_dh_live_size():
-    assert count_parameters(AudioModel()) == 644_166
+    assert count_parameters(AudioModel(AudioModelConfig(n_coeffs=6))) == 644_166  # DH_live's, 6 outputs
+    assert count_parameters(AudioModel()) == 644_166 + 2 * 257  # two more outputs (docs/audio.md)
 
 
 def test_streaming_equals_offline(speech):
     model = trained_looking_model()
     offline = predict(model, speech)
-    assert offline.shape == (F.n_video_frames(speech.size), 6)
+    assert offline.shape == (F.n_video_frames(speech.size), model.config.n_coeffs)
     stream = MouthStream(model)
     pieces = [stream.push(speech[i:i + 640]) for i in range(0, speech.size, 640)] + [stream.finish()]
     assert np.allclose(np.concatenate(pieces), offline, atol=1e-5)

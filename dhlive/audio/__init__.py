@@ -1,1 +1,1 @@
-"""Audio stage: fbank features -> LSTM -> mouth coefficients (see the audio model issue)."""
+"""Audio stage: fbank features -> LSTM -> mouth coefficients (mouth.py decodes them)."""

@@ -5,7 +5,7 @@
       -> LSTM, 2 layers of 192                                       (through time)
       -> Linear 192-256, BN, LeakyReLU, Linear 256-256, BN, LeakyReLU, Linear 256-6
 
-With the default config it has DH_live's 644,166 parameters. The LSTM is one-directional,
+With 6 outputs it has DH_live's 644,166 parameters (8 by default: 644,680). The LSTM is one-directional,
 so the model can run live; it sees `lookahead` frames of future audio by emitting the
 coefficients of frame t once frame t + lookahead has been heard (160 ms by default).
 """
@@ -27,8 +27,9 @@ class AudioModelConfig:
     lstm_dim: int = 192
     lstm_layers: int = 2
     head_dim: int = 256
-    n_coeffs: int = 6  # mouth coefficients predicted per frame
+    n_coeffs: int = 8  # mouth coefficients predicted per frame (DH_live: 6)
     lookahead: int = 4  # video frames of future audio seen (4 = 160 ms)
+    dropout: float = 0.2  # between the LSTM layers, in training only
 
 
 class AudioModel(nn.Module):
@@ -39,12 +40,16 @@ class AudioModel(nn.Module):
             nn.Linear(c.feature_dim, c.frame_dim), nn.BatchNorm1d(c.frame_dim), nn.LeakyReLU(0.2),
             nn.Linear(c.frame_dim, c.frame_dim),
         )
-        self.lstm = nn.LSTM(c.frame_dim, c.lstm_dim, num_layers=c.lstm_layers, batch_first=True)
+        self.lstm = nn.LSTM(c.frame_dim, c.lstm_dim, num_layers=c.lstm_layers, batch_first=True,
+                            dropout=c.dropout if c.lstm_layers > 1 else 0.0)
         self.head = nn.Sequential(
             nn.Linear(c.lstm_dim, c.head_dim), nn.BatchNorm1d(c.head_dim), nn.LeakyReLU(0.2),
             nn.Linear(c.head_dim, c.head_dim), nn.BatchNorm1d(c.head_dim), nn.LeakyReLU(0.2),
             nn.Linear(c.head_dim, c.n_coeffs),
         )
+        # the coefficients of the closed, resting mouth (set from the mouth PCA at training):
+        # what the speech gate pulls the output to when nobody speaks
+        self.register_buffer("closed", torch.zeros(c.n_coeffs))
 
     def forward(self, feats: torch.Tensor, state=None):
         """feats (B, T, 160) -> coefficients (B, T, n_coeffs) and the LSTM state to carry on.

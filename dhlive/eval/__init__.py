@@ -1,0 +1,1 @@
+"""Evaluation: metrics as small pure functions (metrics.py) and the evaluation modes."""

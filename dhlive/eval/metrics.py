@@ -1,0 +1,56 @@
+"""Quality metrics without pretrained judges (BRIEF section 3), as small pure numpy functions.
+
+Series are per video frame. A lag is in frames and positive when the generated series
+comes later than the real one.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def pearson(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson correlation; 0 when either series is constant."""
+    a = np.asarray(a, np.float64) - np.mean(a)
+    b = np.asarray(b, np.float64) - np.mean(b)
+    den = np.sqrt((a * a).sum() * (b * b).sum())
+    return float((a * b).sum() / den) if den > 0 else 0.0
+
+
+def shifted(gen: np.ndarray, real: np.ndarray, lag: int) -> tuple[np.ndarray, np.ndarray]:
+    """The overlapping parts of gen and real when gen is `lag` frames late: gen[t + lag] ~ real[t]."""
+    n = min(len(gen), len(real))
+    gen, real = gen[:n], real[:n]
+    return (gen[lag:], real[:n - lag]) if lag >= 0 else (gen[:n + lag], real[-lag:])
+
+
+def best_lag(gen: np.ndarray, real: np.ndarray, max_lag: int = 5) -> tuple[int, float]:
+    """(lag, r) maximising the correlation of gen and real over lags in [-max_lag, max_lag]."""
+    best = (0, -np.inf)
+    for lag in range(-max_lag, max_lag + 1):
+        g, r = shifted(gen, real, lag)
+        if len(g) > 2:
+            c = pearson(g, r)
+            if c > best[1] + 1e-12 or (abs(c - best[1]) <= 1e-12 and abs(lag) < abs(best[0])):
+                best = (lag, c)
+    return best[0], float(best[1])
+
+
+def articulation_ratio(gen: np.ndarray, real: np.ndarray) -> float:
+    """std(generated) / std(real): 1 moves as much as the real mouth, < 1 mumbles."""
+    s = float(np.std(real))
+    return float(np.std(gen)) / s if s > 0 else float("nan")
+
+
+def closed_fraction(aperture: np.ndarray, rest: float, low: float, high: float) -> float:
+    """Share of frames whose aperture is below the resting level + 10% of the speaker's range."""
+    return float(np.mean(np.asarray(aperture) <= rest + 0.1 * (high - low)))
+
+
+def jitter(points: np.ndarray) -> float:
+    """Mean norm of the second difference over time of (T, P, D) points (or (T, D))."""
+    p = np.asarray(points, np.float64)
+    if len(p) < 3:
+        return 0.0
+    d2 = p[2:] - 2 * p[1:-1] + p[:-2]
+    return float(np.linalg.norm(d2.reshape(len(d2), -1, p.shape[-1]), axis=-1).mean())

@@ -1,0 +1,182 @@
+"""distill-audio: real training steps on small generated data, resume, reload, clear errors."""
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from dhlive.audio import mouth as M
+from dhlive.audio.features import fbank_features
+from dhlive.audio.inference import load_audio_model, predict
+from dhlive.audio.model import AudioModel, AudioModelConfig
+from dhlive.data.prepare import PrepareConfig, prepare
+from dhlive.errors import DhliveError
+from dhlive.formats import load_checkpoint, AUDIO_MODEL_FORMAT
+from dhlive.train import audio as T
+
+from conftest import astronaut_frame, moving_frames, run_cli, write_clip
+
+SMALL = dict(steps=30, batch=8, window=12, burn_in=4, copies=1, checkpoint_every=10, log_every=5, warmup=5)
+
+
+def synthetic_tracks(speech, k=8):
+    """Speech padded with silence; target: every coefficient follows the loudness with its own
+    gain and offset (a mouth that opens when the sound is loud)."""
+    audio = np.concatenate([np.zeros(8000, np.float32), speech, np.zeros(8000, np.float32), speech[::-1]])
+    feats = fbank_features(audio)
+    loud = np.logaddexp.reduce(feats[:, :80], axis=1)
+    level = (loud - loud.min()) / (loud.max() - loud.min())
+    target = (level[:, None] * np.linspace(2, -1, k) + np.linspace(-1, 1, k)).astype(np.float32)
+    return [T.Track(feats, target, np.ones(len(feats), bool))]
+
+
+def test_training_steps_lower_the_loss(speech):
+    cfg = T.DistillConfig(batch=8, window=16, burn_in=4, non_speech_prob=0.0, gain_db=0.0, lr=3e-3, warmup=1,
+                          freq_masks=0, time_masks=0)
+    torch.manual_seed(0)
+    model = AudioModel(AudioModelConfig())
+    batches = T.Batches(synthetic_tracks(speech), [], np.zeros(8, np.float32), cfg, model.config.lookahead)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    fixed = batches.batch(10_000)
+
+    def loss():
+        model.eval()
+        with torch.no_grad():
+            v, d = T.loss_terms(model, *fixed, cfg.burn_in)
+        model.train()
+        return float(v + d)
+
+    before = loss()
+    for step in range(60):
+        v, d = T.loss_terms(model, *batches.batch(step), cfg.burn_in)
+        opt.zero_grad()
+        (v + d).backward()
+        opt.step()
+    assert loss() < 0.5 * before
+
+
+def test_batches_are_a_function_of_the_step_and_non_speech_is_closed(speech):
+    closed = np.full(8, 5.0, np.float32)  # a value no real target takes
+    cfg = T.DistillConfig(batch=16, window=16, burn_in=4, non_speech_prob=1.0, freq_masks=0, time_masks=0)
+    pool = [fbank_features(np.zeros(16000 * 3, np.float32))]
+    b = T.Batches(synthetic_tracks(speech), pool, closed, cfg, 4)
+    x1, y1, m1 = b.batch(3)
+    x2, y2, m2 = b.batch(3)
+    assert torch.equal(x1, x2) and torch.equal(y1, y2)
+    silent_rows = (x1 < -15).all(-1)  # rows replaced by digital silence
+    assert silent_rows.any()
+    is_closed = (y1 - torch.from_numpy(closed)).abs().max(-1).values < 1e-6
+    assert is_closed.any() and (m1[is_closed] == 1).all()
+    # a frame labelled closed has only silence in its view (its row -2 .. row + look-ahead)
+    for i, j in zip(*np.nonzero(is_closed.numpy())):
+        row = cfg.burn_in + j
+        assert silent_rows[i, row - 2:row + 5].all()
+
+
+@pytest.fixture(scope="module")
+def talking_avatar(tmp_path_factory):
+    """About 4 s of generated speech over the moving astronaut."""
+    from dhlive.speech import synthesize
+
+    audio = synthesize("Hello there, how are you today? I am fine, thank you very much.", words_per_minute=190)
+    n = int(np.ceil(audio.size / 640))
+    root = tmp_path_factory.mktemp("talking")
+    clip = write_clip(root / "talk.mp4", moving_frames(astronaut_frame(), n), audio=audio)
+    return prepare(clip, "talk", root, PrepareConfig(size=128), progress=False).path
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, talking_avatar):
+    """A tiny model trained through the CLI on the generated avatar, evaluated on a copy."""
+    root = tmp_path_factory.mktemp("distill")
+    held = root / "held"
+    shutil.copytree(talking_avatar, held)
+    cfg = root / "small.yaml"
+    cfg.write_text("".join(f"{k}: {v}\n" for k, v in SMALL.items()))
+    out = root / "model"
+    res = run_cli("distill-audio", "--avatars", talking_avatar, "--eval-avatars", held, "--out", out,
+                  "--config", cfg, "--quiet")
+    assert res.returncode == 0, res.stderr
+    return out, held, res
+
+
+def test_distill_writes_a_reloadable_model(trained, speech):
+    out, held, res = trained
+    assert "held-out: aperture r" in res.stdout
+    for name in ("audio_model.pt", "pca.pkl", "train_state.pt", "log.csv", "loss.png", "eval.json"):
+        assert (out / name).is_file(), name
+    rows = (out / "log.csv").read_text().splitlines()
+    assert rows[0].startswith("step,") and rows[-1].startswith("30,")
+    raw = torch.load(out / "audio_model.pt", weights_only=True)  # plain data only
+    assert raw["format"] == AUDIO_MODEL_FORMAT
+    model, basis = load_audio_model(out)
+    assert np.allclose(model.closed.numpy(), basis.closed)
+    coeffs = predict(model, speech)
+    assert coeffs.shape == (int(np.ceil(speech.size / 640)), basis.n_coeffs) and np.isfinite(coeffs).all()
+    res = run_cli("eval-audio", held, "--model", out)
+    assert res.returncode == 0 and "aperture r" in res.stdout
+
+
+def test_resume_continues_as_if_never_stopped(talking_avatar, tmp_path):
+    cfg = T.DistillConfig(**{**SMALL, "steps": 16, "copies": 0, "checkpoint_every": 4})
+    T.distill([talking_avatar], tmp_path / "straight", cfg, progress=False)
+    stopped = T.distill([talking_avatar], tmp_path / "pieces", cfg, progress=False, stop_at=8)
+    assert stopped["stopped"] and not (tmp_path / "pieces" / "audio_model.pt").exists()
+    assert load_checkpoint(tmp_path / "pieces" / "train_state.pt", T.AUDIO_TRAIN_STATE_FORMAT)["step"] == 8
+    T.distill([talking_avatar], tmp_path / "pieces", cfg, progress=False, resume=True)
+    a, _ = load_audio_model(tmp_path / "straight")
+    b, _ = load_audio_model(tmp_path / "pieces")
+    for (name, x), y in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.allclose(x.float(), y.float(), atol=1e-5), name
+
+
+@pytest.fixture(scope="module")
+def bad_avatars(tmp_path_factory, speech):
+    root = tmp_path_factory.mktemp("bad_audio")
+    frames = list(moving_frames(astronaut_frame()))
+    made = {}
+    photo = root / "photo.png"
+    import cv2
+
+    cv2.imwrite(str(photo), cv2.cvtColor(astronaut_frame(), cv2.COLOR_RGB2BGR))
+    made["no audio"] = prepare(photo, "photo", root, PrepareConfig(size=128), progress=False).path
+    silent = write_clip(root / "silent.mp4", frames, audio=np.zeros(32000, np.float32))
+    made["silent"] = prepare(silent, "silent", root, PrepareConfig(size=128), progress=False).path
+    short = write_clip(root / "short.mp4", frames[:30], audio=speech[:16000])
+    made["short"] = prepare(short, "short", root, PrepareConfig(size=128), progress=False).path
+    return made
+
+
+@pytest.mark.parametrize("case, message", [
+    ("no audio", "has no audio track"),
+    ("silent", "audio is silent"),
+    ("short", "at least 2 s is needed"),
+])
+def test_unusable_avatars_are_named(bad_avatars, tmp_path, case, message):
+    res = run_cli("distill-audio", "--avatars", bad_avatars[case], "--out", tmp_path / "m", "--quiet")
+    assert res.returncode == 1 and message in res.stderr and "Traceback" not in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1 and str(bad_avatars[case]) in res.stderr
+
+
+def test_mismatched_or_foreign_model_files(trained, tmp_path):
+    out, held, _ = trained
+    other = tmp_path / "other"
+    shutil.copytree(out, other)
+    basis = M.load_basis(other / "pca.pkl")
+    basis.mean = basis.mean + 0.01  # another PCA of the same shape
+    M.save_basis(other / "pca.pkl", basis)
+    res = run_cli("eval-audio", held, "--model", other)
+    assert res.returncode == 1 and "is not the mouth PCA" in res.stderr and "Traceback" not in res.stderr
+    # a checkpoint that would run code when unpickled is refused, not executed
+    import pickle
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    torch.save({"format": AUDIO_MODEL_FORMAT, "x": Evil()}, other / "audio_model.pt", pickle_module=pickle)
+    with pytest.raises(DhliveError, match="not a loadable checkpoint"):
+        load_audio_model(other)
+    res = run_cli("eval-audio", held, "--model", tmp_path / "nowhere")
+    assert res.returncode == 1 and "no such audio model folder" in res.stderr
