@@ -43,15 +43,15 @@ def test_training_steps_lower_the_loss(speech):
     def loss():
         model.eval()
         with torch.no_grad():
-            v, d = T.loss_terms(model, *fixed, cfg.burn_in)
+            v, d, sp = T.loss_terms(model, *fixed, cfg.burn_in)
         model.train()
-        return float(v + d)
+        return float(v + d + sp)
 
     before = loss()
     for step in range(60):
-        v, d = T.loss_terms(model, *batches.batch(step), cfg.burn_in)
+        v, d, sp = T.loss_terms(model, *batches.batch(step), cfg.burn_in)
         opt.zero_grad()
-        (v + d).backward()
+        (v + d + sp).backward()
         opt.step()
     assert loss() < 0.5 * before
 

@@ -117,8 +117,8 @@ class MouthBasis:
     mean: np.ndarray  # (D,)
     components: np.ndarray  # (k, D) orthonormal rows
     explained: np.ndarray  # (k,) fraction of the total variance each component explains
-    lip_scale: float  # a lip delta is divided by this before the PCA (0 when unused)
-    pixel_scale: float  # likewise an image delta
+    lip_scale: float  # a lip delta is divided by this before the PCA (the lip weight folded in)
+    pixel_scale: float  # an image delta is divided by this
     coeff_scale: float  # coefficients are divided by this (std of the first one becomes 1)
     decoder: np.ndarray  # (k+1, 120+1350): [coeffs, 1] -> [lip delta, image delta], least squares
 

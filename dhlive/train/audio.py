@@ -51,6 +51,7 @@ class DistillConfig:
     weight_decay: float = 1e-4
     warmup: int = 100
     velocity_weight: float = 1.0  # loss on the change between frames (articulation, no lag)
+    spread_weight: float = 1.0  # loss on each window's spread of each coefficient (against mumbling)
     seed: int = 0
     # mouth representation (docs/audio.md)
     mouth_kind: str = "lips+pixels"
@@ -242,13 +243,23 @@ def masked_l1(pred, target, mask):
     return (w * (pred - target).abs()).sum() / w.sum().clamp_min(1)
 
 
+def masked_std(x, mask):
+    """(B,T,K) -> (B,K) standard deviation over the frames where mask (B,T) is set."""
+    w = mask.unsqueeze(-1)
+    n = w.sum(1).clamp_min(1)
+    mean = (w * x).sum(1) / n
+    return ((w * (x - mean.unsqueeze(1)) ** 2).sum(1) / n + 1e-8).sqrt()
+
+
 def loss_terms(model: AudioModel, x, y, m, burn_in: int):
+    """L1 on the coefficients, on their change between frames, and on their spread per window."""
     out, _ = model(x)
     L = model.config.lookahead
     pred = out[:, burn_in + L:burn_in + L + y.shape[1]].float()
     value = masked_l1(pred, y, m)
     velocity = masked_l1(pred[:, 1:] - pred[:, :-1], y[:, 1:] - y[:, :-1], m[:, 1:] * m[:, :-1])
-    return value, velocity
+    spread = (masked_std(pred, m) - masked_std(y, m)).abs().mean()
+    return value, velocity, spread
 
 
 def _lr(step: int, cfg: DistillConfig) -> float:
@@ -398,7 +409,7 @@ def distill(avatars: list, out: str | os.PathLike, cfg: DistillConfig | None = N
     t0 = time.time()
     sums = np.zeros(3)
     n_sum = 0
-    value = velocity = torch.zeros(())
+    last_loss = None
     end = cfg.steps if stop_at is None else max(start, min(cfg.steps, stop_at))
     bar = tqdm(range(start, end), desc="distill-audio", initial=start, total=cfg.steps, disable=not progress)
     for step in bar:
@@ -407,13 +418,14 @@ def distill(avatars: list, out: str | os.PathLike, cfg: DistillConfig | None = N
         torch.manual_seed(cfg.seed * 1_000_003 + step)  # dropout too is a function of the step
         x, y, m = (t.to(dev, non_blocking=True) for t in batches.batch(step))
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
-            value, velocity = loss_terms(model, x, y, m, cfg.burn_in)
-        loss = value + cfg.velocity_weight * velocity
+            value, velocity, spread = loss_terms(model, x, y, m, cfg.burn_in)
+        loss = value + cfg.velocity_weight * velocity + cfg.spread_weight * spread
         opt.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        sums += (loss.item(), value.item(), velocity.item())
+        last_loss = loss.item()
+        sums += (last_loss, value.item(), velocity.item())
         n_sum += 1
         done = step + 1
         if done % cfg.log_every == 0 or done == cfg.steps:
@@ -443,7 +455,7 @@ def distill(avatars: list, out: str | os.PathLike, cfg: DistillConfig | None = N
             "config": asdict(cfg), "device": str(dev)}
     save_audio_model(out / AUDIO_MODEL_FILE, model, basis_path, info)
     summary = {"out": str(out), "steps": cfg.steps, "seconds": round(time.time() - t0, 1),
-               "final_loss": float(value.item() + cfg.velocity_weight * velocity.item()) if end > start else None}
+               "final_loss": last_loss}
     if held:
         from ..audio.evaluate import evaluate_clips
         from ..formats import write_json
