@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -32,7 +31,7 @@ from dhlive.audio.inference import MouthStream
 from dhlive.audio.inference import load_audio_model
 from dhlive.train.audio import DistillConfig, distill
 
-from talking_avatars import DEFAULT_CACHE, DEFAULT_DATA, machine, talking_avatars
+from benchlib import DEFAULT_CACHE, DEFAULT_DATA, machine, talking_avatars
 
 
 def non_speech_sounds(data: Path) -> dict[str, np.ndarray]:

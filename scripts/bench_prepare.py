@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -30,6 +28,8 @@ from dhlive.data.pose import EYE_OUTER, RIGID_POINTS
 from dhlive.data.prepare import PrepareConfig, prepare
 from dhlive.errors import DhliveError
 from dhlive.formats import load_avatar
+
+from benchlib import machine
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -54,16 +54,6 @@ def jitter(avatar) -> tuple[float, float]:
     eye = np.linalg.norm(avatar.pixels[:, EYE_OUTER[0], :2] - avatar.pixels[:, EYE_OUTER[1], :2], axis=1)
     raw = avatar.pixels[:, RIGID_POINTS] / eye[:, None, None]
     return 100 * second_difference(canon, segments), 100 * second_difference(raw, segments)
-
-
-def cpu_name() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def main() -> int:
@@ -113,9 +103,8 @@ def main() -> int:
         "mean_raw_jitter_pct": round(float(np.mean([r["raw_jitter_pct"] for r in ok])), 3) if ok else None,
         "target_frames_per_s": 25,
     }
-    result = {"benchmark": "prepare", "dhlive": __version__, "machine": {
-        "cpu": cpu_name(), "cores": os.cpu_count(), "python": platform.python_version()},
-        "date": time.strftime("%Y-%m-%d"), "summary": summary, "clips": rows}
+    result = {"benchmark": "prepare", "dhlive": __version__, "machine": machine(),
+              "date": time.strftime("%Y-%m-%d"), "summary": summary, "clips": rows}
     Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps(summary, indent=1))
     print(f"saved {args.json}")

@@ -27,8 +27,9 @@ import numpy as np
 
 from dhlive.audio.clips import load_clip
 from dhlive.audio.mouth import IMAGE_H, IMAGE_W, LIPS, aperture, fit_basis, mouth_deltas
+from dhlive.eval.metrics import pearson
 
-from talking_avatars import DEFAULT_CACHE, DEFAULT_DATA, machine, talking_avatars
+from benchlib import DEFAULT_CACHE, DEFAULT_DATA, machine, talking_avatars
 
 CONTEXT = 4
 RIDGE = 10.0
@@ -37,11 +38,6 @@ _I = {p: i for i, p in enumerate(LIPS)}
 VARIANTS = [("pixels", 6, 1.0), ("pixels", 8, 1.0), ("lips", 6, 1.0), ("lips", 8, 1.0),
             ("lips+pixels", 6, 1.0), ("lips+pixels", 6, 2.0), ("lips+pixels", 8, 1.0),
             ("lips+pixels", 8, 2.0), ("lips+pixels", 8, 3.0)]
-
-
-def pearson(a, b) -> float:
-    a, b = a - a.mean(), b - b.mean()
-    return float((a * b).sum() / np.sqrt((a * a).sum() * (b * b).sum() + 1e-12))
 
 
 def width(lips):

@@ -1,4 +1,5 @@
-"""Prepared avatars of the talking clips in ../shared/data, built once and reused by the benchmarks."""
+"""What the benchmark scripts share: the machine's name, and prepared avatars of the talking
+clips in ../shared/data, built once and reused."""
 
 from __future__ import annotations
 
@@ -29,11 +30,15 @@ def talking_avatars(data: Path = DEFAULT_DATA, cache: Path = DEFAULT_CACHE, prog
     return out
 
 
-def machine() -> str:
+def cpu_name() -> str:
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
+        for line in open("/proc/cpuinfo"):
             if line.startswith("model name"):
-                return f"{line.split(':', 1)[1].strip()}, {os.cpu_count()} cores"
+                return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+    return platform.processor()
+
+
+def machine() -> dict:
+    return {"cpu": cpu_name(), "cores": os.cpu_count(), "python": platform.python_version()}
