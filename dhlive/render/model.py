@@ -1,0 +1,167 @@
+"""The renderer: a simplified DINet that repaints the lower face of a crop, read top to bottom.
+
+    source     crop with the lower face masked (3) + mouth prompt (3)      (B, 6, R, R)
+    references n frames of the same person, RGB + landmark sketch (6 each) (B, 6n, R, R)
+
+    source -> source encoder -> s (B, C, R/2^L, R/2^L), with skips at every level
+    references -> reference encoder -> r (same size)       computed once per avatar, cached
+    [s, r] -> alignment code -> per channel of r: scale, rotation, translation
+    AdaAT: each channel of r moved by its own affine transform (grid_sample)
+    [s, moved r] -> bottleneck blocks -> decoder (upsampling with the skips) -> RGB (B, 3, R, R)
+
+AdaAT (DINet, AAAI 2023) lets the network move the reference mouth features to where the
+prompt wants them instead of copying pixels. The config sets resolution and widths; `fast`
+(the CPU default) and `large` (about DH_live's 36 GMAC per frame) are presets; `count_macs`
+measures a config.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+SOURCE_CHANNELS = 6  # masked crop RGB + mouth prompt RGB
+REFERENCE_CHANNELS = 6  # per reference: RGB + landmark sketch
+
+
+@dataclass(frozen=True)
+class RenderConfig:
+    resolution: int = 256  # crop side: 128, 256 or 384
+    n_refs: int = 5  # reference frames
+    width: int = 16  # channels after the first convolution; doubled per level up to max_width
+    max_width: int = 128
+    levels: int = 3  # downsamplings: features are resolution / 2**levels
+    blocks: int = 2  # residual blocks at the bottleneck
+
+    def channels(self, level: int) -> int:
+        return min(self.width * 2 ** level, self.max_width)
+
+
+PRESETS = {
+    "fast": RenderConfig(),
+    "large": RenderConfig(width=54, max_width=432, blocks=3),
+}
+
+
+def preset(name: str, **overrides) -> RenderConfig:
+    if name not in PRESETS:
+        raise ValueError(f"renderer preset must be one of {sorted(PRESETS)}, not {name!r}")
+    return replace(PRESETS[name], **overrides)
+
+
+def conv(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.LeakyReLU(0.2))
+
+
+class ResBlock(nn.Module):
+    def __init__(self, c: int):
+        super().__init__()
+        self.body = nn.Sequential(conv(c, c), nn.Conv2d(c, c, 3, 1, 1, bias=False), nn.BatchNorm2d(c))
+
+    def forward(self, x):
+        return F.leaky_relu(x + self.body(x), 0.2)
+
+
+class Encoder(nn.Module):
+    """Convolution, then `levels` stride-2 convolutions; returns the features of every level."""
+
+    def __init__(self, cin: int, cfg: RenderConfig):
+        super().__init__()
+        self.stem = conv(cin, cfg.channels(0))
+        self.down = nn.ModuleList(conv(cfg.channels(i), cfg.channels(i + 1), 2) for i in range(cfg.levels))
+
+    def forward(self, x) -> list[torch.Tensor]:
+        feats = [self.stem(x)]
+        for d in self.down:
+            feats.append(d(feats[-1]))
+        return feats
+
+
+class AdaAT(nn.Module):
+    """Adaptive affine transformation: every channel of a feature map gets its own scale,
+    rotation and translation, predicted from an alignment code, applied by grid_sample."""
+
+    def __init__(self, code_dim: int, channels: int):
+        super().__init__()
+        self.params = nn.Linear(code_dim, 4 * channels)
+        nn.init.zeros_(self.params.weight)  # starts as the identity transform
+        nn.init.zeros_(self.params.bias)
+
+    def forward(self, feat: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = feat.shape
+        p = self.params(code).view(b, c, 4)
+        scale = torch.exp(torch.tanh(p[..., 0]) * math.log(2))  # 0.5 .. 2
+        angle = torch.tanh(p[..., 1]) * math.pi / 4
+        shift = torch.tanh(p[..., 2:]) * 0.5  # up to a quarter of the map each way
+        cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+        theta = torch.stack([torch.stack([cos, -sin, shift[..., 0]], -1),
+                             torch.stack([sin, cos, shift[..., 1]], -1)], -2)  # (b, c, 2, 3)
+        grid = F.affine_grid(theta.view(b * c, 2, 3), (b * c, 1, h, w), align_corners=False)
+        moved = F.grid_sample(feat.reshape(b * c, 1, h, w), grid.to(feat.dtype), align_corners=False,
+                              padding_mode="border")
+        return moved.view(b, c, h, w)
+
+
+class Renderer(nn.Module):
+    def __init__(self, cfg: RenderConfig = RenderConfig()):
+        super().__init__()
+        self.cfg = cfg
+        top = cfg.channels(cfg.levels)
+        self.source_encoder = Encoder(SOURCE_CHANNELS, cfg)
+        self.reference_encoder = Encoder(REFERENCE_CHANNELS * cfg.n_refs, cfg)
+        self.alignment = nn.Sequential(conv(2 * top, top), conv(top, top, 2), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.adaat = AdaAT(top, top)
+        self.bottleneck = nn.Sequential(conv(2 * top, top), *[ResBlock(top) for _ in range(cfg.blocks)])
+        self.up = nn.ModuleList(conv(cfg.channels(i + 1) + cfg.channels(i), cfg.channels(i))
+                                for i in reversed(range(cfg.levels)))
+        self.to_rgb = nn.Conv2d(cfg.channels(0), 3, 3, 1, 1)
+
+    def encode_references(self, references: torch.Tensor) -> torch.Tensor:
+        """(B, 6n, R, R) -> reference features; compute once per avatar and pass to forward()."""
+        return self.reference_encoder(references)[-1]
+
+    def forward(self, source: torch.Tensor, reference_features: torch.Tensor) -> torch.Tensor:
+        """(B, 6, R, R) source and cached reference features -> (B, 3, R, R) RGB in 0..1."""
+        skips = self.source_encoder(source)
+        s = skips[-1]
+        r = reference_features.expand(len(s), -1, -1, -1)
+        code = self.alignment(torch.cat([s, r], 1))
+        x = self.bottleneck(torch.cat([s, self.adaat(r, code)], 1))
+        for up, skip in zip(self.up, reversed(skips[:-1])):
+            x = up(torch.cat([F.interpolate(x, scale_factor=2, mode="nearest"), skip], 1))
+        return torch.sigmoid(self.to_rgb(x))
+
+
+def count_macs(model: Renderer, cached_references: bool = True) -> int:
+    """Multiply-accumulates of one frame (batch 1), from the convolutions and linear layers
+    actually run; with cached_references the reference encoder is not counted."""
+    cfg = model.cfg
+    total = 0
+
+    def hook(module, inputs, output):
+        nonlocal total
+        if isinstance(module, nn.Conv2d):
+            k = module.kernel_size[0] * module.kernel_size[1] * module.in_channels // module.groups
+            total += output.numel() * k
+        elif isinstance(module, nn.Linear):
+            total += output.numel() * module.in_features
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    try:
+        was_training = model.training
+        model.eval()
+        with torch.no_grad():
+            refs = torch.zeros(1, REFERENCE_CHANNELS * cfg.n_refs, cfg.resolution, cfg.resolution)
+            feats = model.encode_references(refs)
+            if cached_references:
+                total = 0
+            model(torch.zeros(1, SOURCE_CHANNELS, cfg.resolution, cfg.resolution), feats)
+        model.train(was_training)
+    finally:
+        for h in handles:
+            h.remove()
+    return total
