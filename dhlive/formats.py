@@ -363,4 +363,8 @@ def load_checkpoint(path: str | os.PathLike, kind: str) -> dict:
 def file_sha256(path: str | os.PathLike) -> str:
     import hashlib
 
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

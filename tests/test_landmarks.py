@@ -4,12 +4,13 @@ import pytest
 from conftest import astronaut_frame
 from dhlive.data import landmarks
 from dhlive.errors import DhliveError
+from dhlive.formats import file_sha256
 
 
 def test_model_is_provisioned_and_verified():
     path = landmarks.face_model_path()
     assert path.stat().st_size == 3758596
-    assert landmarks.sha256_file(path) == landmarks.FACE_MODEL_SHA256
+    assert file_sha256(path) == landmarks.FACE_MODEL_SHA256
 
 
 def test_unobtainable_model_says_how_to_supply_it(tmp_path, monkeypatch):

@@ -40,9 +40,9 @@ class Clip:
     def aperture(self) -> np.ndarray:
         return aperture(self.lips)
 
-    def features(self, audio: np.ndarray | None = None) -> np.ndarray:
-        """(n_timeline, 160) fbank rows of the clip's audio (or of a same-length replacement)."""
-        return fbank_features(self.audio if audio is None else audio)
+    def features(self) -> np.ndarray:
+        """(n_timeline, 160) fbank rows of the clip's audio."""
+        return fbank_features(self.audio)
 
 
 def load_clip(path: str | Path, with_images: bool = True) -> Clip:

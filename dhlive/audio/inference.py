@@ -34,7 +34,7 @@ GATE_RADIUS = 2  # video frames each side of t the gate listens to (<= the model
 ENERGY_CLOSED, ENERGY_OPEN = 15.5, 17.0
 # change: energy-weighted mean |difference| of log mel between fbank frames 20 ms apart,
 # median over the window. Measured (docs/audio.md): a sine 0, synthetic held notes 0.12,
-# white noise 0.36, speech 0.8-1.2 (10th percentile ~0.45).
+# white noise 0.36, speech 0.65-1.15 (median per real clip; 10th percentile ~0.45).
 FLUX_CLOSED, FLUX_OPEN = 0.18, 0.30
 
 _SILENCE_ROW = None

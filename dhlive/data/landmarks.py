@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DhliveError
+from ..formats import file_sha256
 
 FACE_MODEL_NAME = "face_landmarker.task"
 FACE_MODEL_SHA256 = "64184e229b263107bc2b804c6625db1341ff2bb731874b0bcc2fe6544e0bc9ff"
@@ -40,14 +41,6 @@ def cache_dir() -> Path:
     return Path(base) / "dhlive"
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _how_to_supply() -> str:
     return (f"get {FACE_MODEL_NAME} (sha256 {FACE_MODEL_SHA256[:12]}...) and pass --face-model PATH "
             f"or set {ENV_FACE_MODEL}=PATH")
@@ -60,11 +53,11 @@ def face_model_path(explicit: str | os.PathLike | None = None, fetch: bool = Tru
         path = Path(given)
         if not path.is_file():
             raise DhliveError(f"{path}: face model not found; {_how_to_supply()}")
-        if sha256_file(path) != FACE_MODEL_SHA256:
+        if file_sha256(path) != FACE_MODEL_SHA256:
             raise DhliveError(f"{path}: not the expected face model (sha256 mismatch); {_how_to_supply()}")
         return path
     path = cache_dir() / FACE_MODEL_NAME
-    if path.is_file() and sha256_file(path) == FACE_MODEL_SHA256:
+    if path.is_file() and file_sha256(path) == FACE_MODEL_SHA256:
         return path
     if not fetch:
         raise DhliveError(f"face model not provisioned at {path}; run `dhlive provision` or {_how_to_supply()}")
