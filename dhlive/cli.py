@@ -143,6 +143,43 @@ def eval_audio(avatars, model_dir, json_path):
         write_json(json_path, report)
 
 
+@cli.command("train-render")
+@click.option("--avatars", "avatars", multiple=True, required=True, type=click.Path(),
+              help="Avatar folders (or render packs, .npz) to train on (several may follow one --avatars).")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for the model, logs, samples.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="YAML file of training options (see configs/render_fast.yaml).")
+@click.option("--stage", type=click.Choice(["frame", "clip"]), help="frame: per-frame losses; clip: adds the temporal discriminator.")
+@click.option("--init", "init", type=click.Path(dir_okay=False), help="Start from this render_model.pt (per-avatar fine-tune).")
+@click.option("--mouth", type=click.Path(dir_okay=False), help="Mouth PCA (pca.pkl) of the audio model [default: fit one].")
+@click.option("--holdout", type=float, help="Last fraction of each avatar's frames held out and scored [default: 0.2 with --init, else 0].")
+@click.option("--steps", type=int, help="Training steps.")
+@click.option("--batch", type=int, help="Frames per step.")
+@click.option("--seed", type=int, help="Random seed [default: 0].")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--resume", is_flag=True, help="Continue from OUT/train_state.pt.")
+@click.option("--stop-at", type=int, help="Stop after this step, resumable (runs in time slices).")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def train_render(avatars, out, config_path, stage, init, mouth, holdout, steps, batch, seed, device, resume, stop_at, quiet):
+    """Train the renderer (mouth prompt -> lower face) on prepared avatars, or fine-tune one with --init."""
+    from .config import load_config
+    from .train.render import TrainRenderConfig, train_render as run
+
+    if holdout is None and init:
+        holdout = 0.2
+    cfg = load_config(config_path, TrainRenderConfig, stage=stage, holdout=holdout, steps=steps, batch=batch, seed=seed)
+    res = run(list(avatars), out, cfg, init=init, mouth=mouth, resume=resume, device=device, progress=not quiet,
+              stop_at=stop_at)
+    if res.get("stopped"):
+        click.echo(f"{res['out']}: stopped at step {res['steps']} of {cfg.steps}; continue with --resume")
+        return
+    click.echo(f"{res['out']}: renderer trained for {res['steps']} steps in {res['seconds']:.0f} s")
+    if "eval" in res:
+        e = res["eval"]
+        click.echo(f"held-out frames: mouth PSNR {e['mouth_psnr']:.2f} dB, mouth SSIM {e['mouth_ssim']:.3f}, "
+                   f"lower-face SSIM {e['face_ssim']:.3f} (details in {out}/eval.json, eval_strip.png)")
+
+
 # options that take several values: `--avatars a b c` is read as `--avatars a --avatars b ...`
 _MULTI_VALUE = ("--avatars", "--eval-avatars")
 

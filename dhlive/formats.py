@@ -33,6 +33,7 @@ import json
 import os
 import pickle
 import shutil
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -368,3 +369,62 @@ def file_sha256(path: str | os.PathLike) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+# --- the renderer (written by `dhlive train-render`) -----------------------------------------
+
+RENDER_MODEL_FORMAT = "dhlive-render-model"
+RENDER_MODEL_FILE = "render_model.pt"
+RENDER_TRAIN_STATE_FORMAT = "dhlive-render-train-state"
+
+# A render pack: one avatar's training material in one portable file (what a lent GPU
+# machine receives instead of thousands of PNGs): the render windows as JPEG, and per frame
+# the geometry and mouth the renderer's inputs are built from. np.load(allow_pickle=False).
+RENDER_PACK_FORMAT = "dhlive-render-pack"
+RENDER_PACK_VERSION = 1
+_PACK_ARRAYS = {  # name -> shape; N frames, K polygon points, B JPEG bytes
+    "jpeg": ("B",), "jpeg_offsets": ("N+1",), "canonical_to_window": ("N", 2, 4), "repaint": ("N", "K", 2),
+    "landmarks": ("N", N_LANDMARKS, 2), "lips": ("N", 40, 3), "mouth_images": ("N", 15, 30, 3),
+    "aperture": ("N",), "euler": ("N", 3), "rest_lips": (40, 3), "rest_image": (15, 30, 3),
+}
+
+
+def save_render_pack(path: str | os.PathLike, meta: dict, arrays: dict) -> None:
+    """meta: JSON-able facts (avatar, size, window, rest contrast...); arrays: the fields above."""
+    missing = set(_PACK_ARRAYS) - set(arrays)
+    if missing:
+        raise ValueError(f"render pack lacks {sorted(missing)}")
+    buf = io.BytesIO()
+    header = json.dumps({"format": RENDER_PACK_FORMAT, "version": RENDER_PACK_VERSION, **meta})
+    np.savez(buf, meta=np.frombuffer(header.encode(), np.uint8), **{k: np.ascontiguousarray(arrays[k]) for k in _PACK_ARRAYS})
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def load_render_pack(path: str | os.PathLike) -> tuple[dict, dict]:
+    """Load and validate a render pack: (meta, arrays)."""
+    path = Path(path)
+
+    def need(cond, problem):
+        if not cond:
+            raise DhliveError(f"render pack {path}: {problem}")
+
+    need(path.is_file(), "no such file")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            data = {k: z[k] for k in z.files}
+        meta = json.loads(bytes(data.pop("meta")).decode())
+    except (ValueError, OSError, KeyError, UnicodeDecodeError, EOFError, zipfile.BadZipFile) as e:
+        raise DhliveError(f"render pack {path}: not readable ({type(e).__name__})") from None
+    need(isinstance(meta, dict) and meta.get("format") == RENDER_PACK_FORMAT, "not a dhlive render pack")
+    need(meta.get("version") == RENDER_PACK_VERSION, f"version {meta.get('version')} is not supported (this dhlive reads {RENDER_PACK_VERSION})")
+    for k in _PACK_ARRAYS:
+        need(k in data, f"has no '{k}'")
+    n = len(data["aperture"])
+    need(n > 0 and data["jpeg_offsets"].shape == (n + 1,) and int(data["jpeg_offsets"][-1]) == len(data["jpeg"]),
+         "frame index does not match its images")
+    for k, shape in _PACK_ARRAYS.items():
+        a = data[k]
+        ok = a.ndim == len(shape) and all(not isinstance(s, int) or s == m for s, m in zip(shape, a.shape))
+        ok = ok and (shape[0] != "N" or len(a) == n)
+        need(ok, f"'{k}' has shape {a.shape}, expected {shape}")
+    return meta, data

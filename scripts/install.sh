@@ -36,6 +36,9 @@ fi
 
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "${venv_flags[@]}" "$VENV"
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check -c "$constraints" -e ".[test]"
+# ST-LPIPS weights for the renderer's perceptual loss (dhlive/train/perceptual.py reads only
+# the weight file); --no-deps because the package itself wants torchvision and IPython.
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps -c "$constraints" stlpips-pytorch
 "$VENV/bin/dhlive" provision >/dev/null
 echo "dhlive $("$VENV/bin/dhlive" --version | awk '{print $NF}') installed in $VENV; face model ready."
 echo "try: $VENV/bin/dhlive prepare VIDEO.mp4 --name NAME"

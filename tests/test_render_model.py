@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from dhlive.render.model import AdaAT, Renderer, count_macs, preset
+from dhlive.render.model import (REFERENCE_CHANNELS, SOURCE_CHANNELS, AdaAT, Renderer, count_macs, fuse_for_inference,
+                                 preset)
 
 DH_LIVE_GMAC = 36.0  # DH_live's renderer per frame with cached references (BRIEF section 2)
 
@@ -10,10 +11,10 @@ DH_LIVE_GMAC = 36.0  # DH_live's renderer per frame with cached references (BRIE
 def test_output_shape_and_range(resolution):
     torch.manual_seed(0)
     model = Renderer(preset("fast", resolution=resolution)).eval()
-    refs = torch.rand(1, 30, resolution, resolution)
+    refs = torch.rand(1, REFERENCE_CHANNELS * 5, resolution, resolution)
     with torch.no_grad():
         feats = model.encode_references(refs)
-        out = model(torch.rand(3, 6, resolution, resolution), feats)  # one avatar's cache, a batch of frames
+        out = model(torch.rand(3, SOURCE_CHANNELS, resolution, resolution), feats)  # one avatar's cache, a batch of frames
     assert out.shape == (3, 3, resolution, resolution)
     assert 0 <= out.min() and out.max() <= 1
 
@@ -37,3 +38,20 @@ def test_adaat_starts_as_identity_and_moves_channels_independently():
     moved = layer(feat, code)
     assert torch.allclose(moved[:, 0], feat[:, 0], atol=1e-5)
     assert not torch.allclose(moved[:, 1], feat[:, 1], atol=1e-2)
+
+
+def test_fusing_batchnorm_for_inference_keeps_the_output():
+    torch.manual_seed(0)
+    model = Renderer(preset("fast", resolution=128, width=8, max_width=32))
+    model.train()
+    src, refs = torch.rand(2, SOURCE_CHANNELS, 128, 128), torch.rand(1, REFERENCE_CHANNELS * 5, 128, 128)
+    for _ in range(3):  # give BatchNorm running statistics that are not the identity
+        model(src, model.encode_references(refs))
+    model.eval()
+    with torch.no_grad():
+        feats = model.encode_references(refs)
+        before = model(src, feats)
+        fuse_for_inference(model)
+        after = model(src, model.encode_references(refs))
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    assert torch.allclose(before, after, atol=1e-5)

@@ -54,3 +54,27 @@ def jitter(points: np.ndarray) -> float:
         return 0.0
     d2 = p[2:] - 2 * p[1:-1] + p[:-2]
     return float(np.linalg.norm(d2.reshape(len(d2), -1, p.shape[-1]), axis=-1).mean())
+
+
+# --- images (uint8 RGB arrays of the same shape) -------------------------------------------
+
+def psnr(gen: np.ndarray, real: np.ndarray) -> float:
+    """Peak signal-to-noise ratio in dB for 8-bit images (100 for identical images)."""
+    mse = float(np.mean((np.asarray(gen, np.float64) - np.asarray(real, np.float64)) ** 2))
+    return 100.0 if mse == 0 else float(10 * np.log10(255.0 ** 2 / mse))
+
+
+def ssim(gen: np.ndarray, real: np.ndarray) -> float:
+    """Structural similarity (Wang et al. 2004, Gaussian window) of 8-bit colour images."""
+    from skimage.metrics import structural_similarity
+
+    return float(structural_similarity(np.asarray(gen), np.asarray(real), channel_axis=-1, data_range=255,
+                                       gaussian_weights=True, sigma=1.5, use_sample_covariance=False))
+
+
+def sharpness(image: np.ndarray) -> float:
+    """Variance of the Laplacian of the grey image: higher is sharper."""
+    import cv2
+
+    grey = cv2.cvtColor(np.ascontiguousarray(image, np.uint8), cv2.COLOR_RGB2GRAY)
+    return float(cv2.Laplacian(grey, cv2.CV_64F).var())

@@ -1,7 +1,7 @@
 """The renderer: a simplified DINet that repaints the lower face of a crop, read top to bottom.
 
-    source     crop with the lower face masked (3) + mouth prompt (3)      (B, 6, R, R)
-    references n frames of the same person, RGB + landmark sketch (6 each) (B, 6n, R, R)
+    source     window with the lower face masked (3) + mouth prompt (3) + lip sketch (1)  (B, 7, R, R)
+    references n windows of the same person, RGB + landmark sketch (4 each)            (B, 4n, R, R)
 
     source -> source encoder -> s (B, C, R/2^L, R/2^L), with skips at every level
     references -> reference encoder -> r (same size)       computed once per avatar, cached
@@ -24,8 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-SOURCE_CHANNELS = 6  # masked crop RGB + mouth prompt RGB
-REFERENCE_CHANNELS = 6  # per reference: RGB + landmark sketch
+SOURCE_CHANNELS = 7  # masked window RGB + mouth prompt RGB + lip sketch (render/inputs.py)
+REFERENCE_CHANNELS = 4  # per reference: RGB + landmark sketch
 
 
 @dataclass(frozen=True)
@@ -121,11 +121,11 @@ class Renderer(nn.Module):
         self.to_rgb = nn.Conv2d(cfg.channels(0), 3, 3, 1, 1)
 
     def encode_references(self, references: torch.Tensor) -> torch.Tensor:
-        """(B, 6n, R, R) -> reference features; compute once per avatar and pass to forward()."""
+        """(B, 4n, R, R) -> reference features; compute once per avatar and pass to forward()."""
         return self.reference_encoder(references)[-1]
 
     def forward(self, source: torch.Tensor, reference_features: torch.Tensor) -> torch.Tensor:
-        """(B, 6, R, R) source and cached reference features -> (B, 3, R, R) RGB in 0..1."""
+        """(B, 7, R, R) source and cached reference features -> (B, 3, R, R) RGB in 0..1."""
         skips = self.source_encoder(source)
         s = skips[-1]
         r = reference_features.expand(len(s), -1, -1, -1)
@@ -136,32 +136,60 @@ class Renderer(nn.Module):
         return torch.sigmoid(self.to_rgb(x))
 
 
-def count_macs(model: Renderer, cached_references: bool = True) -> int:
-    """Multiply-accumulates of one frame (batch 1), from the convolutions and linear layers
-    actually run; with cached_references the reference encoder is not counted."""
-    cfg = model.cfg
+@torch.no_grad()
+def fuse_for_inference(model: Renderer) -> Renderer:
+    """Fold every BatchNorm into the convolution before it (eval statistics), in place.
+
+    The result computes the same function in eval mode with one memory pass less per layer,
+    which is most of the cost at full resolution on a CPU. Not for training."""
+    model.eval()
+    for seq in [m for m in model.modules() if isinstance(m, nn.Sequential)]:
+        for i in range(len(seq) - 1):
+            c, bn = seq[i], seq[i + 1]
+            if isinstance(c, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
+                scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+                bias = c.bias if c.bias is not None else torch.zeros_like(bn.running_mean)
+                fused = nn.Conv2d(c.in_channels, c.out_channels, c.kernel_size, c.stride, c.padding, bias=True)
+                fused.weight.copy_(c.weight * scale[:, None, None, None])
+                fused.bias.copy_((bias - bn.running_mean) * scale + bn.bias)
+                seq[i], seq[i + 1] = fused, nn.Identity()
+    return model
+
+
+def macs_of(module: nn.Module, *args) -> int:
+    """Multiply-accumulates of one call of `module` on `args`, from the convolutions and linear
+    layers actually run (normalisation, activations and resampling are not counted)."""
     total = 0
 
-    def hook(module, inputs, output):
+    def hook(m, inputs, output):
         nonlocal total
-        if isinstance(module, nn.Conv2d):
-            k = module.kernel_size[0] * module.kernel_size[1] * module.in_channels // module.groups
-            total += output.numel() * k
-        elif isinstance(module, nn.Linear):
-            total += output.numel() * module.in_features
+        if isinstance(m, nn.Conv2d):
+            total += output.numel() * m.kernel_size[0] * m.kernel_size[1] * m.in_channels // m.groups
+        elif isinstance(m, nn.Linear):
+            total += output.numel() * m.in_features
 
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    handles = [m.register_forward_hook(hook) for m in module.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    was_training = module.training
     try:
-        was_training = model.training
-        model.eval()
+        module.eval()
         with torch.no_grad():
-            refs = torch.zeros(1, REFERENCE_CHANNELS * cfg.n_refs, cfg.resolution, cfg.resolution)
-            feats = model.encode_references(refs)
-            if cached_references:
-                total = 0
-            model(torch.zeros(1, SOURCE_CHANNELS, cfg.resolution, cfg.resolution), feats)
-        model.train(was_training)
+            module(*args)
     finally:
+        module.train(was_training)
         for h in handles:
             h.remove()
     return total
+
+
+def count_macs(model: Renderer, cached_references: bool = True) -> int:
+    """Multiply-accumulates of one frame (batch 1); with cached_references the reference
+    encoder (run once per avatar) is not counted."""
+    cfg = model.cfg
+    refs = torch.zeros(1, REFERENCE_CHANNELS * cfg.n_refs, cfg.resolution, cfg.resolution)
+    source = torch.zeros(1, SOURCE_CHANNELS, cfg.resolution, cfg.resolution)
+    was_training = model.training
+    with torch.no_grad():
+        feats = model.eval().encode_references(refs)
+    model.train(was_training)
+    frame = macs_of(model, source, feats)
+    return frame if cached_references else frame + macs_of(model.reference_encoder, refs)

@@ -14,7 +14,6 @@ resumed run takes the same steps as one that was never stopped.
 
 from __future__ import annotations
 
-import csv
 import math
 import os
 import time
@@ -32,6 +31,7 @@ from ..audio.model import AudioModel, AudioModelConfig
 from ..audio.inference import save_audio_model
 from ..audio.mouth import fit_basis, load_basis, mouth_deltas, save_basis
 from ..errors import DhliveError
+from .common import CsvLog, cosine_lr, pick_device, write_plot
 from ..formats import (AUDIO_MODEL_FILE, AUDIO_TRAIN_STATE_FORMAT, MOUTH_PCA_FILE, file_sha256, load_checkpoint,
                        save_checkpoint)
 
@@ -263,51 +263,7 @@ def loss_terms(model: AudioModel, x, y, m, burn_in: int):
 
 
 def _lr(step: int, cfg: DistillConfig) -> float:
-    if step < cfg.warmup:
-        return cfg.lr * (step + 1) / cfg.warmup
-    p = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
-    return cfg.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(p, 1.0))))
-
-
-def pick_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise DhliveError("--device cuda: no CUDA GPU is available to this torch")
-    return torch.device(device)
-
-
-def _write_plot(log_path: Path, png_path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = list(csv.DictReader(log_path.open()))
-    if not rows:
-        return
-    step = [int(r["step"]) for r in rows]
-    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
-    for key in ("loss", "value", "velocity", "eval_loss"):
-        vals = [float(r[key]) if r.get(key) not in (None, "") else np.nan for r in rows]
-        if not np.isnan(vals).all():
-            ax.plot(step, vals, label=key, marker="o" if key == "eval_loss" else None, ms=3)
-    ax.set_xlabel("step")
-    ax.set_ylabel("L1 (coefficient units)")
-    ax.set_yscale("log")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="upper left")
-    r = [float(r["eval_aperture_r"]) if r.get("eval_aperture_r") else np.nan for r in rows]
-    if not np.isnan(r).all():
-        ax2 = ax.twinx()
-        ax2.plot(step, r, "k.--", label="held-out aperture r")
-        ax2.set_ylabel("held-out aperture r")
-        ax2.legend(loc="upper right")
-    fig.tight_layout()
-    tmp = png_path.with_name(f".{png_path.name}.part.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    os.replace(tmp, png_path)
+    return cosine_lr(step, cfg.lr, cfg.warmup, cfg.steps)
 
 
 def _eval_aperture_r(model, basis, clips) -> float:
@@ -398,13 +354,7 @@ def distill(avatars: list, out: str | os.PathLike, cfg: DistillConfig | None = N
     amp = dev.type == "cuda"
 
     log_path = out / LOG_FILE
-    if start == 0 or not log_path.exists():
-        with log_path.open("w", newline="") as f:
-            csv.writer(f).writerow(["step", "lr", "loss", "value", "velocity", "eval_loss", "eval_aperture_r", "seconds"])
-    else:  # drop log rows past the resumed step
-        rows = list(csv.reader(log_path.open()))
-        with log_path.open("w", newline="") as f:
-            csv.writer(f).writerows([rows[0]] + [r for r in rows[1:] if int(r[0]) <= start])
+    log = CsvLog(log_path, ["step", "lr", "loss", "value", "velocity", "eval_loss", "eval_aperture_r", "seconds"], start)
 
     t0 = time.time()
     sums = np.zeros(3)
@@ -434,10 +384,8 @@ def distill(avatars: list, out: str | os.PathLike, cfg: DistillConfig | None = N
             if held and (done % cfg.checkpoint_every == 0 or done == cfg.steps):
                 ev = _eval_loss(model, eval_tracks, dev)
                 er = _eval_aperture_r(model, basis, held)
-            with log_path.open("a", newline="") as f:
-                csv.writer(f).writerow([done, f"{_lr(step, cfg):.3g}", *(f"{v:.5f}" for v in mean),
-                                        "" if ev is None else f"{ev:.5f}", "" if er is None else f"{er:.4f}",
-                                        f"{time.time() - t0:.1f}"])
+            log.write({"step": done, "lr": _lr(step, cfg), "loss": mean[0], "value": mean[1], "velocity": mean[2],
+                       "eval_loss": ev, "eval_aperture_r": er, "seconds": round(time.time() - t0, 1)})
             bar.set_postfix(loss=f"{mean[0]:.4f}")
             sums[:] = 0
             n_sum = 0
@@ -445,7 +393,8 @@ def distill(avatars: list, out: str | os.PathLike, cfg: DistillConfig | None = N
             save_checkpoint(state_path, AUDIO_TRAIN_STATE_FORMAT, {
                 "step": done, "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
                 "optimizer": opt.state_dict(), "mouth_pca_sha256": file_sha256(basis_path), "config": asdict(cfg)})
-            _write_plot(log_path, out / PLOT_FILE)
+            write_plot(log_path, out / PLOT_FILE, ("loss", "value", "velocity", "eval_loss"), "L1 (coefficient units)",
+                       "eval_aperture_r", "held-out aperture r")
 
     bar.close()
     if end < cfg.steps:

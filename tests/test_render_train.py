@@ -1,0 +1,152 @@
+"""train-render: real training steps on a tiny generated avatar, packs, checkpoints, resume, errors."""
+
+import pytest
+import torch
+
+from dhlive.errors import DhliveError
+from dhlive.formats import RENDER_MODEL_FORMAT, load_checkpoint, load_render_pack, save_checkpoint
+from dhlive.render.checkpoint import load_renderer, save_renderer
+from dhlive.render.model import Renderer, preset
+from dhlive.train import render as T
+from dhlive.train.perceptual import STLPIPS
+
+from conftest import run_cli
+
+TINY_MODEL = {"resolution": 128, "width": 8, "max_width": 32, "blocks": 1}
+TINY = dict(model=TINY_MODEL, batch=2, perceptual_layers=1, perceptual_window=2, warmup=2, gan_start=2,
+            log_every=2, sample_every=2, checkpoint_every=2, holdout=0.25)
+
+
+@pytest.fixture(scope="module")
+def pack(face_avatar, tmp_path_factory):
+    return T.ensure_pack(face_avatar, 128, tmp_path_factory.mktemp("packs"), progress=False)
+
+
+def test_pack_round_trip_and_cache(pack, face_avatar):
+    meta, arrays = load_render_pack(pack)
+    n = len(arrays["aperture"])
+    assert meta["size"] == 128 and n == 50
+    assert arrays["canonical_to_window"].shape == (n, 2, 4) and arrays["landmarks"].shape == (n, 478, 2)
+    before = pack.stat().st_mtime_ns
+    assert T.ensure_pack(face_avatar, 128, pack.parent, progress=False) == pack  # unchanged avatar: reused
+    assert pack.stat().st_mtime_ns == before
+
+
+def test_a_broken_pack_is_one_clear_error(tmp_path, pack):
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(pack.read_bytes()[:5000])
+    with pytest.raises(DhliveError, match="bad.npz"):
+        load_render_pack(bad)
+
+
+def test_perceptual_loss_reads_the_shipped_weights():
+    lp = STLPIPS(2)
+    torch.manual_seed(0)
+    a = torch.rand(2, 3, 48, 48)
+    assert lp(a, a).abs().max() < 1e-6
+    small = lp(a, (a + 0.02 * torch.randn_like(a)).clamp(0, 1))
+    large = lp(a, (a + 0.2 * torch.randn_like(a)).clamp(0, 1))
+    assert (small < large).all() and (small > 0).all()
+    b = a.clone().requires_grad_()
+    lp(b, torch.rand_like(a)).sum().backward()
+    assert b.grad.abs().sum() > 0 and all(p.grad is None for p in lp.parameters())
+
+
+def test_perceptual_weights_are_verified(tmp_path):
+    fake = tmp_path / "vgg.pth"
+    torch.save({"x": torch.zeros(1)}, fake)
+    with pytest.raises(DhliveError, match="sha256"):
+        STLPIPS(1, path=fake)
+
+
+def test_training_steps_lower_the_loss(pack):
+    cfg = T.check_config(T.TrainRenderConfig(**{**TINY, "batch": 4, "holdout": 0.0}))
+    frames, _ = T.load_frames(pack, 0.0, 5, 128)
+    from dhlive.audio.mouth import fit_basis, mouth_deltas
+
+    d = mouth_deltas(frames.arrays["lips"], frames.arrays["mouth_images"], frames.rest)
+    basis = fit_basis(*d, "lips+pixels", n_coeffs=4)
+    frames.coeffs = basis.encode(*d)
+    batches = T.Batches([frames], basis, cfg)
+    torch.manual_seed(0)
+    step = T.RenderStep(Renderer(cfg.render_config()))
+    opt = torch.optim.Adam(step.parameters(), lr=3e-3)
+    fixed = batches.batch(999)
+
+    def l1(b):
+        gen = step(b["source"], b["references"], b["reference_index"])
+        return ((gen - b["target"]).abs() * b["paste"]).sum() / (3 * b["paste"].sum())
+
+    step.eval()
+    with torch.no_grad():
+        before = float(l1(fixed))
+    step.train()
+    for s in range(40):
+        loss = l1(batches.batch(s))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    step.eval()
+    with torch.no_grad():
+        after = float(l1(fixed))
+    assert after < 0.6 * before, (before, after)
+
+
+def test_train_resume_checkpoint_and_holdout_report(pack, tmp_path):
+    cfg = T.TrainRenderConfig(**TINY, steps=4)
+    whole = T.train_render([pack], tmp_path / "whole", cfg, progress=False)
+    assert whole["steps"] == 4 and set(whole["eval"]) >= {"mouth_psnr", "mouth_ssim", "face_ssim"}
+    out = tmp_path / "whole"
+    for f in ("render_model.pt", "pca.pkl", "train_state.pt", "log.csv", "loss.png", "eval.json", "eval_strip.png"):
+        assert (out / f).exists(), f
+    assert list((out / "samples").glob("step_*.png"))
+    model, info = load_renderer(out / "render_model.pt")  # weights_only load
+    assert info["steps"] == 4 and model.cfg == preset("fast", **TINY_MODEL)
+
+    # killed after step 2, resumed: the same weights as the run that never stopped
+    part = T.train_render([pack], tmp_path / "part", cfg, progress=False, stop_at=2)
+    assert part["stopped"] and not (tmp_path / "part" / "render_model.pt").exists()
+    T.train_render([pack], tmp_path / "part", cfg, progress=False, resume=True)
+    resumed, _ = load_renderer(tmp_path / "part" / "render_model.pt")
+    for (k, a), b in zip(model.state_dict().items(), resumed.state_dict().values()):
+        assert torch.allclose(a.float(), b.float(), atol=1e-5), k
+    rows = (tmp_path / "part" / "log.csv").read_text().splitlines()
+    assert [r.split(",")[0] for r in rows[1:]] == ["2", "4"]
+
+
+def test_clip_stage_and_per_avatar_fine_tune(pack, tmp_path):
+    base = tmp_path / "base.pt"
+    save_renderer(base, Renderer(preset("fast", **TINY_MODEL)))
+    cfg = T.TrainRenderConfig(**{**TINY, "stage": "clip", "clip_frames": 2, "batch": 4}, steps=2)
+    res = T.train_render([pack], tmp_path / "ft", cfg, init=str(base), progress=False)
+    assert res["steps"] == 2 and "eval" in res
+    wrong = tmp_path / "wide.pt"
+    save_renderer(wrong, Renderer(preset("fast", resolution=128)))
+    with pytest.raises(DhliveError, match="differs"):
+        T.train_render([pack], tmp_path / "ft2", cfg, init=str(wrong), progress=False)
+
+
+def test_incompatible_checkpoints_are_clear_errors(tmp_path):
+    ckpt = tmp_path / "r.pt"
+    save_renderer(ckpt, Renderer(preset("fast", **TINY_MODEL)))
+    d = load_checkpoint(ckpt, RENDER_MODEL_FORMAT)
+    d["inputs"] = {**d["inputs"], "source_channels": 6}
+    save_checkpoint(tmp_path / "old.pt", RENDER_MODEL_FORMAT, {k: v for k, v in d.items() if k not in ("format", "version")})
+    with pytest.raises(DhliveError, match="input layout"):
+        load_renderer(tmp_path / "old.pt")
+    d = load_checkpoint(ckpt, RENDER_MODEL_FORMAT)
+    d["config"]["width"] = 16
+    save_checkpoint(tmp_path / "mixed.pt", RENDER_MODEL_FORMAT, {k: v for k, v in d.items() if k not in ("format", "version")})
+    with pytest.raises(DhliveError, match="do not fit"):
+        load_renderer(tmp_path / "mixed.pt")
+    with pytest.raises(DhliveError, match="audio"):  # another kind of checkpoint
+        save_checkpoint(tmp_path / "a.pt", "dhlive-audio-model", {"x": 1})
+        load_renderer(tmp_path / "a.pt")
+
+
+def test_cli_errors_are_one_line(tmp_path, face_avatar):
+    r = run_cli("train-render", "--avatars", tmp_path / "nobody", "--out", tmp_path / "o", "--steps", "1")
+    assert r.returncode == 1 and "nobody" in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    r = run_cli("train-render", "--avatars", face_avatar, "--out", tmp_path / "o", "--init", tmp_path / "none.pt")
+    assert r.returncode == 1 and "none.pt" in r.stderr and "Traceback" not in r.stderr
