@@ -180,6 +180,56 @@ def train_render(avatars, out, config_path, stage, init, mouth, holdout, steps, 
                    f"lower-face SSIM {e['face_ssim']:.3f} (details in {out}/eval.json, eval_strip.png)")
 
 
+def _infer_options(f):
+    f = click.option("--audio-model", type=click.Path(file_okay=False), help="Audio model folder [default: checkpoints/audio].")(f)
+    f = click.option("--renderer", type=click.Path(dir_okay=False), help="Renderer checkpoint [default: checkpoints/render_fast.pt].")(f)
+    f = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)(f)
+    f = click.option("--batch", type=int, default=8, show_default=True, help="Frames rendered together (x4 on CUDA).")(f)
+    f = click.option("--no-colour-match", is_flag=True, help="Paste the generated face as drawn.")(f)
+    return f
+
+
+@cli.command()
+@click.option("--audio", "audio_path", required=True, type=click.Path(dir_okay=False), help="Speech, any format.")
+@click.option("--avatar", required=True, type=click.Path(file_okay=False), help="Avatar folder from `dhlive prepare`.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="The mp4 to write.")
+@_infer_options
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def infer(audio_path, avatar, out, audio_model, renderer, device, batch, no_colour_match, quiet):
+    """Make AVATAR say AUDIO: a lip-synced H.264 + AAC mp4 at the avatar's resolution."""
+    from .infer import InferConfig, infer as run
+
+    if batch < 1:
+        raise DhliveError("--batch must be at least 1")
+    res = run(audio_path, avatar, out, audio_model=audio_model, renderer=renderer, progress=not quiet,
+              cfg=InferConfig(batch=batch, device=device, colour_match=not no_colour_match))
+    click.echo(f"{res['out']}: {res['frames']} frames ({res['audio_seconds']:.1f} s of audio) in {res['seconds']:.1f} s, "
+               f"{res['fps']:.1f} frames/s on {res['device']} (real-time factor {res['real_time_factor']:.2f})")
+
+
+@cli.command()
+@click.option("--audio", "audio_path", required=True, help="Speech file, or - for raw PCM on stdin (s16le, mono, 16 kHz).")
+@click.option("--avatar", required=True, type=click.Path(file_okay=False), help="Avatar folder from `dhlive prepare`.")
+@click.option("--out", help="An mp4 to write; without it raw rgb24 frames go to stdout.")
+@_infer_options
+@click.option("--realtime", is_flag=True, help="Read a file at the pace of speech, as a live source would arrive.")
+def stream(audio_path, avatar, out, audio_model, renderer, device, batch, no_colour_match, realtime):
+    """Render AVATAR while the audio arrives in 40 ms chunks; prints the latency at the end."""
+    from .infer import InferConfig, stream as run
+
+    def announce(w, h):
+        if out is None:
+            click.echo(f"raw rgb24 frames, {w}x{h}, 25 fps, on stdout", err=True)
+
+    res = run(audio_path, avatar, out if out else sys.stdout.buffer, audio_model=audio_model, renderer=renderer,
+              cfg=InferConfig(batch=batch, device=device, colour_match=not no_colour_match), realtime=realtime,
+              stdin=sys.stdin.buffer, on_start=announce)
+    lat = res["latency_ms"]
+    click.echo(f"{res['out']}: {res['frames']} frames; latency from a chunk's arrival to its frame: mean {lat.get('mean', 0):.0f} ms, "
+               f"p95 {lat.get('p95', 0):.0f} ms, max {lat.get('max', 0):.0f} ms (look-ahead {res['lookahead_ms']} ms"
+               f"{', paced in real time' if res['realtime'] else ''})", err=out is None)
+
+
 # options that take several values: `--avatars a b c` is read as `--avatars a --avatars b ...`
 _MULTI_VALUE = ("--avatars", "--eval-avatars")
 

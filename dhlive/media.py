@@ -195,13 +195,13 @@ def _resample(timed, fps: float):
         k += 1
 
 
-def load_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """The first audio stream of any file as mono float32 in [-1, 1] at `sample_rate`."""
+def iter_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> Iterator[np.ndarray]:
+    """Decode the first audio stream of any file progressively: mono float32 pieces at `sample_rate`."""
     path = Path(path)
     _check_file(path)
     if path.suffix.lower() in IMAGE_SUFFIXES:
         raise DhliveError(f"{path}: is an image, it has no audio")
-    chunks = []
+    any_samples = False
     with _open(path) as c:
         if not c.streams.audio:
             raise DhliveError(f"{path}: has no audio stream")
@@ -209,16 +209,23 @@ def load_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> np.nd
         try:
             for frame in c.decode(c.streams.audio[0]):
                 for out in resampler.resample(frame):
-                    chunks.append(out.to_ndarray().reshape(-1))
+                    piece = np.clip(out.to_ndarray().reshape(-1), -1.0, 1.0).astype(np.float32)
+                    any_samples = any_samples or piece.size > 0
+                    yield piece
         except av.error.FFmpegError as e:
-            if not chunks:
+            if not any_samples:
                 raise DhliveError(f"{path}: cannot decode the audio ({_short(e)})") from None
         for out in resampler.resample(None):
-            chunks.append(out.to_ndarray().reshape(-1))
-    audio = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
-    if audio.size == 0:
+            piece = np.clip(out.to_ndarray().reshape(-1), -1.0, 1.0).astype(np.float32)
+            any_samples = any_samples or piece.size > 0
+            yield piece
+    if not any_samples:
         raise DhliveError(f"{path}: audio has no samples")
-    return np.clip(audio, -1.0, 1.0)
+
+
+def load_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """The first audio stream of any file as mono float32 in [-1, 1] at `sample_rate`."""
+    return np.concatenate(list(iter_audio(path, sample_rate)))
 
 
 def resample_audio(audio: np.ndarray, rate: int, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
@@ -247,6 +254,19 @@ def write_wav(path: str | os.PathLike, audio: np.ndarray, sample_rate: int = SAM
     os.replace(tmp, path)
 
 
+def check_writable(path: str | os.PathLike) -> Path:
+    """Fail early, with the path named, when an output file cannot be created there."""
+    path = Path(path)
+    parent = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise DhliveError(f"{path}: is a folder, not a file name")
+    if not parent.is_dir():
+        raise DhliveError(f"{path}: cannot write here (folder {parent} does not exist)")
+    if not os.access(parent, os.W_OK):
+        raise DhliveError(f"{path}: cannot write here (folder {parent} is not writable)")
+    return path
+
+
 class Mp4Writer:
     """H.264 (+ optional AAC) mp4 writer; frames are RGB uint8 of one size.
 
@@ -258,7 +278,7 @@ class Mp4Writer:
 
     def __init__(self, path, fps: float, width: int, height: int, *, crf: int = 18,
                  preset: str = "veryfast", audio: np.ndarray | None = None,
-                 sample_rate: int = SAMPLE_RATE, threads: int = 0):
+                 sample_rate: int = SAMPLE_RATE, threads: int = 0, live_audio: bool = False):
         self.path = Path(path)
         self.size = (int(width), int(height))
         self.tmp = self.path.with_name(f".{self.path.stem}.part{self.path.suffix}")
@@ -275,12 +295,11 @@ class Mp4Writer:
         if threads:
             self.video.codec_context.thread_count = threads
         self.n_frames = 0
-        self.audio = None
-        if audio is not None:
-            self.audio = np.asarray(audio, np.float32).reshape(-1)
+        self.audio = None  # samples not yet encoded (None: no audio track)
+        if audio is not None or live_audio:
+            self.audio = np.zeros(0, np.float32) if audio is None else np.asarray(audio, np.float32).reshape(-1)
             self.sample_rate = sample_rate
             self.astream = self.container.add_stream("aac", rate=sample_rate, layout="mono")
-            self.audio_pos = 0
             self.audio_pts = 0
 
     def write(self, rgb: np.ndarray) -> None:
@@ -297,18 +316,24 @@ class Mp4Writer:
         if self.audio is not None:
             self._write_audio(int(round(self.n_frames / self.fps * self.sample_rate)))
 
-    def _write_audio(self, until: int) -> None:
-        until = min(until, self.audio.size)
+    def append_audio(self, samples: np.ndarray) -> None:
+        """More audio for a writer opened with live_audio=True (streaming)."""
+        self.audio = np.concatenate([self.audio, np.asarray(samples, np.float32).reshape(-1)])
+
+    def _write_audio(self, until: int, final: bool = False) -> None:
+        """Encode the pending audio up to sample `until` of the track (all of it when final)."""
         block = 1024  # AAC frame size
-        while self.audio_pos + block <= until or (until == self.audio.size and self.audio_pos < until):
-            chunk = self.audio[self.audio_pos:self.audio_pos + block]
-            frame = av.AudioFrame.from_ndarray(chunk[None, :], format="flt", layout="mono")
+        while len(self.audio):
+            n = min(block, len(self.audio))
+            if not final and (n < block or self.audio_pts + n > until):
+                break
+            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(self.audio[None, :n]), format="flt", layout="mono")
             frame.sample_rate = self.sample_rate
             frame.pts = self.audio_pts
             frame.time_base = Fraction(1, self.sample_rate)
             self.container.mux(self.astream.encode(frame))
-            self.audio_pos += chunk.size
-            self.audio_pts += chunk.size
+            self.audio = self.audio[n:]
+            self.audio_pts += n
 
     def close(self) -> None:
         if self.container is None:
@@ -318,7 +343,7 @@ class Mp4Writer:
                 raise ValueError(f"{self.path}: no frames were written")
             self.container.mux(self.video.encode(None))
             if self.audio is not None:
-                self._write_audio(self.audio.size)
+                self._write_audio(0, final=True)
                 self.container.mux(self.astream.encode(None))
             self.container.close()
             self.container = None

@@ -43,7 +43,7 @@ def test_the_window_is_cut_from_the_crop_at_the_face(astro):
 
 def test_paste_mask_never_reaches_outside_the_repaint_region():
     square = np.array([[30, 30], [100, 30], [100, 110], [30, 110]], np.float32)
-    repaint = I.polygon_mask(square, SIZE)
+    repaint = I.repaint_mask(square, SIZE)
     paste = I.paste_mask(repaint)
     assert paste[repaint == 0].max() == 0
     assert paste[70, 65] == pytest.approx(1.0, abs=1e-3)  # the middle is fully repainted
@@ -91,7 +91,7 @@ def test_prompt_and_sketch_follow_the_coefficients(astro):
 def test_source_and_reference_layouts(astro):
     avatar, *_, window = astro
     win = np.full((SIZE, SIZE, 3), 200, np.uint8)
-    repaint = I.polygon_mask(np.array([[20, 60], [108, 60], [64, 120]], np.float32), SIZE)
+    repaint = I.repaint_mask(np.array([[20, 60], [108, 60], [64, 120]], np.float32), SIZE)
     src = I.source_input(win, repaint, np.zeros((SIZE, SIZE, 3), np.float32), np.zeros((SIZE, SIZE), np.float32))
     assert src.shape == (SOURCE_CHANNELS, SIZE, SIZE)
     assert src[:3, 100, 64].max() == 0 and src[:3, 10, 10].min() == pytest.approx(200 / 255)  # only the region is blacked out

@@ -205,18 +205,33 @@ def load_basis(path) -> MouthBasis:
                       float(d["pixel_scale"]), float(d["coeff_scale"]), d["decoder"])
 
 
+def _sample_avatar_mouths(avatar, grid: np.ndarray, frames) -> np.ndarray:
+    grid_h = np.concatenate([grid, np.ones((len(grid), 1), np.float32)], 1)
+    boxes = avatar.crop_boxes
+    images = np.empty((len(frames), IMAGE_H, IMAGE_W, 3), np.float32)
+    for k, i in enumerate(frames):
+        px = grid_h @ avatar.pose[i].T
+        x0, y0, side = boxes[i]
+        xy = (px[:, :2] - (x0, y0)) * (avatar.crop_size / side)
+        images[k] = sample_mouth_image(avatar.read_crop(i), xy.reshape(IMAGE_H, IMAGE_W, 2))
+    return images
+
+
+def avatar_rest(avatar) -> MouthRest:
+    """The resting mouth of an avatar, reading only the crops of its most closed frames
+    (what inference needs; the same result as avatar_mouth's)."""
+    lips = lip_points(avatar.canonical)
+    bare = speaker_rest(lips, None)
+    idx = rest_frames(aperture(lips))
+    image = _sample_avatar_mouths(avatar, mouth_grid(bare.lips).reshape(-1, 3), idx).mean(0)
+    return MouthRest(bare.lips, image.astype(np.float32), float(max(image.std(), 4.0)), bare.aperture_range)
+
+
 def avatar_mouth(avatar, with_images: bool = True) -> tuple[np.ndarray, np.ndarray | None, MouthRest]:
     """(N,40,3) canonical lips, (N,H,W,3) mouth images and the resting mouth of an avatar."""
     lips = lip_points(avatar.canonical)
     if not with_images:
         return lips, None, speaker_rest(lips, None)
     grid = mouth_grid(speaker_rest(lips, None).lips).reshape(-1, 3)
-    grid_h = np.concatenate([grid, np.ones((len(grid), 1), np.float32)], 1)
-    boxes = avatar.crop_boxes
-    images = np.empty((avatar.n_frames, IMAGE_H, IMAGE_W, 3), np.float32)
-    for i in range(avatar.n_frames):
-        px = grid_h @ avatar.pose[i].T
-        x0, y0, side = boxes[i]
-        xy = (px[:, :2] - (x0, y0)) * (avatar.crop_size / side)
-        images[i] = sample_mouth_image(avatar.read_crop(i), xy.reshape(IMAGE_H, IMAGE_W, 2))
+    images = _sample_avatar_mouths(avatar, grid, range(avatar.n_frames))
     return lips, images, speaker_rest(lips, images)

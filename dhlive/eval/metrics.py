@@ -78,3 +78,29 @@ def sharpness(image: np.ndarray) -> float:
 
     grey = cv2.cvtColor(np.ascontiguousarray(image, np.uint8), cv2.COLOR_RGB2GRAY)
     return float(cv2.Laplacian(grey, cv2.CV_64F).var())
+
+
+def seam_score(frame: np.ndarray, mask: np.ndarray, radius: float = 3.0) -> dict:
+    """How visible the edge of a paste-back mask is in a frame (uint8 RGB, mask 0..1 float).
+
+    At the pixels on the mask's half-level contour: `colour_step`, the mean absolute
+    difference (0..255, averaged over channels) between the local mean colour just inside
+    and just outside the edge; `gradient`, the mean grey-level gradient magnitude there.
+    Score the real frame with the same mask as the anchor: a seamless paste-back matches it."""
+    import cv2
+
+    inside = (np.asarray(mask) > 0.5).astype(np.float32)
+    edge = (inside - cv2.erode(inside, np.ones((3, 3), np.uint8))) > 0
+    if not edge.any() or inside.all():
+        return {"colour_step": 0.0, "gradient": 0.0}
+    img = np.asarray(frame, np.float32)
+
+    def local_mean(weight):
+        num = cv2.GaussianBlur(img * weight[..., None], (0, 0), radius)
+        den = cv2.GaussianBlur(weight, (0, 0), radius)[..., None]
+        return num / np.maximum(den, 1e-6)
+
+    step = np.abs(local_mean(inside) - local_mean(1 - inside))[edge].mean()
+    grey = cv2.cvtColor(np.ascontiguousarray(frame, np.uint8), cv2.COLOR_RGB2GRAY).astype(np.float32)
+    grad = np.hypot(cv2.Sobel(grey, cv2.CV_32F, 1, 0), cv2.Sobel(grey, cv2.CV_32F, 0, 1))[edge].mean() / 8
+    return {"colour_step": float(step), "gradient": float(grad)}

@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from ..audio.mouth import IMAGE_H, IMAGE_W, LIPS, LIPS_INNER, LIPS_OUTER, MouthBasis, MouthRest, mouth_grid
-from ..data.masks import FACE_OVAL
+from ..data.masks import FACE_OVAL, polygon_mask
 from .model import REFERENCE_CHANNELS, SOURCE_CHANNELS
 
 WINDOW_MARGIN = 1.12  # window side / the lower-face polygon's larger extent
@@ -98,11 +98,9 @@ def project(points: np.ndarray, canonical_to_window: np.ndarray) -> np.ndarray:
     return points @ canonical_to_window[:, :3].T + canonical_to_window[:, 3]
 
 
-def polygon_mask(polygon_xy: np.ndarray, size: int) -> np.ndarray:
-    """(size, size) float32 mask, 1 inside the polygon (anti-aliased edge)."""
-    mask = np.zeros((size, size), np.float32)
-    cv2.fillPoly(mask, [np.round(polygon_xy * 16).astype(np.int32)], 1.0, lineType=cv2.LINE_AA, shift=4)
-    return mask
+def repaint_mask(polygon_xy: np.ndarray, size: int) -> np.ndarray:
+    """(size, size) float32 mask of the repaint polygon in window pixels (anti-aliased edge)."""
+    return polygon_mask(polygon_xy, size, size)
 
 
 def paste_mask(repaint: np.ndarray) -> np.ndarray:

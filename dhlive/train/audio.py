@@ -187,7 +187,7 @@ class Batches:
         self.weights = lengths / lengths.sum()
 
     def batch(self, step: int):
-        cfg, L, B = self.cfg, self.lookahead, self.cfg.burn_in
+        cfg, B = self.cfg, self.cfg.burn_in
         rng = np.random.default_rng([cfg.seed, step])
         x = np.empty((cfg.batch, self.span, FEATURE_DIM), np.float32)
         y = np.empty((cfg.batch, cfg.window, len(self.closed)), np.float32)

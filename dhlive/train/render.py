@@ -193,7 +193,7 @@ def frame_inputs(av: AvatarFrames, i: int, coeffs: np.ndarray, basis) -> dict:
     """Everything one frame contributes to a batch, built as inference builds it."""
     size = av.windows.shape[1]
     prompt, sketch, _ = inputs.mouth_prompt(coeffs, basis, av.rest, av.arrays["canonical_to_window"][i], size)
-    repaint = inputs.polygon_mask(av.arrays["repaint"][i], size)
+    repaint = inputs.repaint_mask(av.arrays["repaint"][i], size)
     return {"source": inputs.source_input(av.windows[i], repaint, prompt, sketch),
             "target": av.windows[i].transpose(2, 0, 1).astype(np.float32) / 255.0,
             "paste": inputs.paste_mask(repaint)[None],
@@ -343,7 +343,7 @@ def evaluate_holdout(model: Renderer, avatars: list[AvatarFrames], basis, device
             for it, g, i in zip(items, _to_uint8(gen), chunk):
                 real = av.windows[i]
                 x, y, s = it["box"]
-                ys, xs = np.nonzero(inputs.polygon_mask(av.arrays["repaint"][i], real.shape[0]) > 0)
+                ys, xs = np.nonzero(inputs.repaint_mask(av.arrays["repaint"][i], real.shape[0]) > 0)
                 face = (slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1))  # the lower face
                 gm, rm = g[y:y + s, x:x + s], real[y:y + s, x:x + s]
                 scores.append((psnr(gm, rm), ssim(gm, rm), ssim(g[face], real[face]),

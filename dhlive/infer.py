@@ -1,0 +1,393 @@
+"""`dhlive infer` and `dhlive stream`: speech + avatar -> a lip-synced mp4.
+
+    audio (any format) -> audio model (MouthStream) -> mouth coefficients, one per 25 fps frame
+    avatar frame for output frame t: ping-pong over the avatar (forward, then backward)
+    -> render window cut from the full-resolution source frame by the head pose
+    -> mouth prompt + lip sketch (render/inputs.py, exactly as in training) -> renderer
+       (reference features computed once) -> colour matched to the frame around the mouth
+    -> pasted back through the feathered lower-face mask -> H.264 + AAC mp4
+
+Frames are cut, rendered and pasted in batches on three threads (cut | render | paste +
+encode), with bounded queues, so memory stays flat for any length of audio. The source
+frames of the avatar are decoded once into a temporary memory-mapped file, for the
+backward half of the loop.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from . import media
+from .audio.features import SAMPLE_RATE, n_video_frames
+from .audio.inference import MouthStream, load_audio_model
+from .audio.mouth import aperture, avatar_rest, lip_points
+from .errors import DhliveError
+from .formats import load_avatar
+from .render import inputs
+from .render.checkpoint import load_renderer
+from .render.model import fuse_for_inference
+from .render.references import select_references
+
+FPS = 25  # the audio model's frame rate: avatars are prepared at it
+CHECKPOINTS = Path(__file__).resolve().parents[1] / "checkpoints"
+DEFAULT_AUDIO_MODEL = CHECKPOINTS / "audio"
+DEFAULT_RENDERER = CHECKPOINTS / "render_fast.pt"
+
+
+@dataclass
+class InferConfig:
+    batch: int = 8  # frames rendered together (CPU); CUDA uses 4x this
+    device: str = "auto"  # auto | cpu | cuda
+    colour_match: bool = True  # match the generated region's colour to the frame at the mask edge
+    crf: int = 18  # H.264 quality (lower is better, larger)
+    threads: int = 0  # torch CPU threads (0: all cores)
+
+
+def pingpong(t: int, n: int) -> int:
+    """Avatar frame for output frame t: 0..n-1, then n-2..1, repeating; no frame is shown twice
+    in a row at the turns, so the idle motion has no jump and no freeze."""
+    if n == 1:
+        return 0
+    period = 2 * (n - 1)
+    k = t % period
+    return k if k < n else period - k
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise DhliveError("--device cuda: no CUDA GPU is available to this torch")
+    if name not in ("cpu", "cuda"):
+        raise DhliveError(f"--device must be auto, cpu or cuda, not {name!r}")
+    return torch.device(name)
+
+
+class SourceFrames:
+    """The avatar's upright source frames, decoded once into a temporary memory map."""
+
+    def __init__(self, avatar):
+        w, h = avatar.source_size
+        self.dir = tempfile.TemporaryDirectory(prefix="dhlive-frames-")
+        self.frames = np.lib.format.open_memmap(Path(self.dir.name) / "frames.npy", "w+", np.uint8,
+                                                (avatar.n_frames, h, w, 3))
+        n = 0
+        for frame in media.iter_frames(avatar.source_video_path, avatar.fps):
+            if n == avatar.n_frames:
+                break
+            if frame.shape[:2] != (h, w):
+                frame = frame[:h, :w]
+            self.frames[n] = frame
+            n += 1
+        if n < avatar.n_frames:
+            raise DhliveError(f"{avatar.source_video_path}: has {n} frames, the avatar {avatar.n_frames} (avatar folder incomplete?)")
+
+    def __getitem__(self, i):
+        return self.frames[i]
+
+    def close(self):
+        del self.frames
+        self.dir.cleanup()
+
+
+class AvatarPipeline:
+    """One avatar with a renderer and a mouth PCA: mouth coefficients in, finished frames out."""
+
+    def __init__(self, avatar_dir, renderer_path, basis, cfg: InferConfig):
+        self.avatar = load_avatar(avatar_dir)
+        if abs(self.avatar.fps - FPS) > 1e-6:
+            raise DhliveError(f"{avatar_dir}: prepared at {self.avatar.fps:g} fps; the audio model needs {FPS} (prepare it again with --fps {FPS})")
+        self.cfg = cfg
+        self.device = _device(cfg.device)
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        model, _ = load_renderer(renderer_path)
+        self.model = fuse_for_inference(model).to(self.device)
+        self.size = model.cfg.resolution
+        self.basis = basis
+        self.rest = avatar_rest(self.avatar)
+        self.window = inputs.face_window(self.avatar.lower_face, self.rest.lips, self.size)
+        self.source = SourceFrames(self.avatar)
+        self.reference_features = self._references(model.cfg.n_refs)
+
+    def _references(self, n: int) -> torch.Tensor:
+        av = self.avatar
+        ids = select_references(aperture(lip_points(av.canonical)), av.euler, n)
+        wins = np.stack([self.cut(i) for i in ids])
+        lms = np.stack([inputs.project(av.canonical[i], self.window.canonical_to_window(av.pose[i])) for i in ids])
+        refs = torch.from_numpy(inputs.reference_input(wins, lms)[None]).to(self.device)
+        with torch.inference_mode():
+            return self.model.encode_references(refs)
+
+    def cut(self, i: int) -> np.ndarray:
+        return inputs.cut_window(self.source[i], self.window.to_source(self.avatar.pose[i]), self.size)
+
+    def prepare(self, t: int, coeffs: np.ndarray) -> dict:
+        """Inputs of output frame t (its avatar frame by ping-pong) for mouth coefficients `coeffs`."""
+        i = pingpong(t, self.avatar.n_frames)
+        c2w = self.window.canonical_to_window(self.avatar.pose[i])
+        win = self.cut(i)
+        prompt, sketch, _ = inputs.mouth_prompt(coeffs, self.basis, self.rest, c2w, self.size)
+        repaint = inputs.repaint_mask(inputs.project(self.avatar.lower_face, c2w), self.size)
+        return {"i": i, "window": win, "paste": inputs.paste_mask(repaint),
+                "source": inputs.source_input(win, repaint, prompt, sketch)}
+
+    @torch.inference_mode()
+    def render(self, items: list[dict]) -> np.ndarray:
+        """(B, R, R, 3) uint8 generated windows."""
+        x = torch.from_numpy(np.stack([it["source"] for it in items])).to(self.device)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
+            out = self.model(x, self.reference_features)
+        return (out.float().clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy() * 255 + 0.5).astype(np.uint8)
+
+    def paste(self, item: dict, generated: np.ndarray) -> np.ndarray:
+        """The full-resolution frame with the generated window pasted back."""
+        frame = np.array(self.source[item["i"]])
+        gen, win, alpha = generated.astype(np.float32), item["window"].astype(np.float32), item["paste"]
+        if self.cfg.colour_match:
+            gen = colour_match(gen, win, alpha)
+        h, w = frame.shape[:2]
+        m = self.window.to_source(self.avatar.pose[item["i"]]).astype(np.float64)
+        corners = np.c_[[[0, 0], [self.size, 0], [0, self.size], [self.size, self.size]], np.ones(4)] @ m.T
+        x0, y0 = np.maximum(np.floor(corners.min(0)).astype(int) - 1, 0)
+        x1, y1 = np.minimum(np.ceil(corners.max(0)).astype(int) + 1, (w, h))
+        if x1 <= x0 or y1 <= y0:
+            return frame
+        m[:, 2] -= (x0, y0)  # warp into the region of interest only
+        size = (int(x1 - x0), int(y1 - y0))
+        a = cv2.warpAffine(alpha, m, size, flags=cv2.INTER_LINEAR, borderValue=0)[..., None]
+        g = cv2.warpAffine(np.clip(gen, 0, 255), m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        roi = frame[y0:y1, x0:x1].astype(np.float32)
+        frame[y0:y1, x0:x1] = np.clip(roi + a * (g - roi) + 0.5, 0, 255).astype(np.uint8)
+        return frame
+
+    def close(self):
+        self.source.close()
+
+
+def colour_match(generated: np.ndarray, window: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Shift the generated window's colour so that, in the feathered band where it meets the
+    real frame, its local mean colour equals the frame's: a smooth per-channel correction
+    field (not one global offset), so light falling across the face is followed too."""
+    band = ((alpha > 0.02) & (alpha < 0.9)).astype(np.float32)
+    if band.sum() < 16:
+        return generated
+    sigma = generated.shape[0] / 12
+    diff = cv2.GaussianBlur((window - generated) * band[..., None], (0, 0), sigma)
+    weight = cv2.GaussianBlur(band, (0, 0), sigma)[..., None]
+    mean = ((window - generated) * band[..., None]).sum((0, 1)) / band.sum()
+    # where the band is far away, fall back to the band's mean offset
+    field = (diff + mean * 1e-2) / (weight + 1e-2)
+    return generated + field
+
+
+def _batches(n: int, size: int):
+    for start in range(0, n, size):
+        yield range(start, min(n, start + size))
+
+
+def _run_threads(pipe: AvatarPipeline, coeffs_iter, writer, progress=None, on_frame=None):
+    """cut/prompt (thread) -> render (this thread) -> paste + encode (thread), bounded queues.
+
+    coeffs_iter yields (t0, coeffs (B,k)) batches in order; on_frame(t) is called once frame t
+    is encoded."""
+    prepared, rendered = queue.Queue(maxsize=3), queue.Queue(maxsize=3)
+    errors = []
+
+    def cutter():
+        try:
+            for t0, coeffs in coeffs_iter:
+                prepared.put([pipe.prepare(t0 + j, c) for j, c in enumerate(coeffs)])
+        except BaseException as e:  # surfaced in the main thread
+            errors.append(e)
+        prepared.put(None)
+
+    def paster():
+        while True:
+            job = rendered.get()
+            if job is None:
+                return
+            items, gens = job
+            try:
+                if not errors:
+                    for it, g in zip(items, gens):
+                        writer.write(pipe.paste(it, g))
+                        if on_frame:
+                            on_frame()
+                        if progress is not None:
+                            progress.update(1)
+            except BaseException as e:
+                errors.append(e)
+
+    threads = [threading.Thread(target=cutter, daemon=True), threading.Thread(target=paster, daemon=True)]
+    for th in threads:
+        th.start()
+    try:
+        while True:
+            items = prepared.get()
+            if items is None or errors:
+                break
+            rendered.put((items, pipe.render(items)))
+    finally:
+        rendered.put(None)
+        for th in threads:
+            th.join(timeout=60)
+    if errors:
+        raise errors[0]
+
+
+def load_models(audio_model: str | os.PathLike | None, renderer: str | os.PathLike | None):
+    audio_model = Path(audio_model) if audio_model else DEFAULT_AUDIO_MODEL
+    renderer = Path(renderer) if renderer else DEFAULT_RENDERER
+    for path, what, flag in ((audio_model, "audio model", "--audio-model"), (renderer, "renderer", "--renderer")):
+        if not path.exists():
+            raise DhliveError(f"{path}: no {what} here (pass {flag}, or train one: see README)")
+    model, basis = load_audio_model(audio_model)
+    return model, basis, renderer
+
+
+def infer(audio_path, avatar_dir, out_path, *, audio_model=None, renderer=None, cfg: InferConfig | None = None,
+          progress: bool = True) -> dict:
+    """Write `out_path` (mp4): the avatar saying `audio_path`. Returns timings per stage."""
+    from tqdm import tqdm
+
+    cfg = cfg or InferConfig()
+    t_start = time.perf_counter()
+    media.check_writable(out_path)
+    audio = media.load_audio(audio_path, SAMPLE_RATE)
+    model, basis, renderer = load_models(audio_model, renderer)
+    t0 = time.perf_counter()
+    stream = MouthStream(model)
+    coeffs = np.concatenate([stream.push(audio), stream.finish()])[:n_video_frames(len(audio))]
+    t_audio = time.perf_counter() - t0
+    pipe = AvatarPipeline(avatar_dir, renderer, basis, cfg)
+    try:
+        w, h = pipe.avatar.source_size
+        n = len(coeffs)
+        batch = cfg.batch * (4 if pipe.device.type == "cuda" else 1)
+        t0 = time.perf_counter()
+        bar = tqdm(total=n, desc="infer", unit="frame", disable=not progress)
+        with media.Mp4Writer(out_path, FPS, w, h, audio=audio, crf=cfg.crf) as writer:
+            _run_threads(pipe, ((r.start, coeffs[r.start:r.stop]) for r in _batches(n, batch)), writer, bar)
+        bar.close()
+        t_video = time.perf_counter() - t0
+    finally:
+        pipe.close()
+    seconds = len(audio) / SAMPLE_RATE
+    total = time.perf_counter() - t_start
+    return {"out": str(out_path), "frames": n, "audio_seconds": round(seconds, 3), "seconds": round(total, 2),
+            "audio_model_seconds": round(t_audio, 3), "video_seconds": round(t_video, 2),
+            "fps": round(n / max(t_video, 1e-9), 2), "real_time_factor": round(total / max(seconds, 1e-9), 3),
+            "device": str(pipe.device)}
+
+
+# --- streaming ---------------------------------------------------------------------------------
+
+CHUNK = SAMPLE_RATE // FPS  # 40 ms of audio: one video frame
+
+
+def _stdin_chunks(read, chunk: int = CHUNK):
+    """Raw PCM on stdin: signed 16-bit little-endian, mono, 16 kHz, in 40 ms pieces."""
+    while True:
+        data = read(2 * chunk)
+        if not data:
+            return
+        if len(data) % 2:
+            data = data[:-1]
+        yield np.frombuffer(data, "<i2").astype(np.float32) / 32768.0
+
+
+def _file_chunks(path, chunk: int = CHUNK):
+    """A file decoded progressively, cut into 40 ms pieces."""
+    pending = np.zeros(0, np.float32)
+    for piece in media.iter_audio(path, SAMPLE_RATE):
+        pending = np.concatenate([pending, piece])
+        while len(pending) >= chunk:
+            yield pending[:chunk]
+            pending = pending[chunk:]
+    if len(pending):
+        yield pending
+
+
+class RawWriter:
+    """Frames as raw rgb24 bytes (height x width x 3 each, no header) on a binary stream."""
+
+    def __init__(self, out):
+        self.out = out
+        self.n_frames = 0
+
+    def write(self, rgb: np.ndarray) -> None:
+        self.out.write(np.ascontiguousarray(rgb, np.uint8).tobytes())
+        self.out.flush()
+        self.n_frames += 1
+
+
+def stream(audio_source, avatar_dir, out, *, audio_model=None, renderer=None, cfg: InferConfig | None = None,
+           realtime: bool = False, stdin=None, on_start=None) -> dict:
+    """Render while audio arrives in 40 ms chunks.
+
+    audio_source: a file (decoded progressively; realtime=True paces it like a live source)
+    or "-" for raw PCM on `stdin` (s16le, mono, 16 kHz). out: an mp4 path, or a binary
+    stream for raw rgb24 frames. Each frame is rendered as soon as the audio model has
+    heard its look-ahead; latency (chunk arrival -> its frame written) is measured."""
+    cfg = cfg or InferConfig()
+    to_file = isinstance(out, (str, os.PathLike))
+    if to_file:
+        media.check_writable(out)
+    model, basis, renderer = load_models(audio_model, renderer)
+    pipe = AvatarPipeline(avatar_dir, renderer, basis, cfg)
+    ms = MouthStream(model)
+    w, h = pipe.avatar.source_size
+    if on_start:
+        on_start(w, h)
+    writer = media.Mp4Writer(out, FPS, w, h, crf=cfg.crf, live_audio=True) if to_file else RawWriter(out)
+    chunks = _stdin_chunks(stdin.read) if str(audio_source) == "-" else _file_chunks(audio_source)
+    arrival, latency, n_samples, t = [], [], 0, 0
+    t_begin = time.perf_counter()
+
+    def emit(coeffs):
+        nonlocal t
+        for c in coeffs:
+            if t >= n_video_frames(n_samples) and n_samples:
+                return  # the look-ahead's padding past the end of the audio
+            item = pipe.prepare(t, c)
+            writer.write(pipe.paste(item, pipe.render([item])[0]))
+            latency.append(time.perf_counter() - arrival[min(t, len(arrival) - 1)])
+            t += 1
+
+    try:
+        for k, chunk in enumerate(chunks):
+            if realtime:  # a live source delivers chunk k at k * 40 ms
+                time.sleep(max(0.0, t_begin + k * CHUNK / SAMPLE_RATE - time.perf_counter()))
+            arrival.append(time.perf_counter())
+            n_samples += len(chunk)
+            if to_file:
+                writer.append_audio(chunk)
+            emit(ms.push(chunk))
+        if n_samples == 0:
+            raise DhliveError(f"{audio_source}: audio has no samples")
+        emit(ms.finish())
+        if to_file:
+            writer.close()
+    except BaseException:
+        if to_file:
+            writer.abort()
+        raise
+    finally:
+        pipe.close()
+    lat = np.array(latency) * 1000
+    return {"out": str(out) if to_file else "stdout", "frames": t, "audio_seconds": round(n_samples / SAMPLE_RATE, 3),
+            "seconds": round(time.perf_counter() - t_begin, 2), "realtime": realtime,
+            "lookahead_ms": model.config.lookahead * 1000 // FPS,
+            "latency_ms": {"mean": round(float(lat.mean()), 1), "p95": round(float(np.percentile(lat, 95)), 1),
+                           "max": round(float(lat.max()), 1)} if len(lat) else {}}

@@ -1,0 +1,187 @@
+"""infer and stream end to end on a generated avatar with small real models (untrained weights
+drive the real pipeline: audio model, prompt, renderer, paste-back, H.264 + AAC)."""
+
+import subprocess
+import sys
+
+import av
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from dhlive import media
+from dhlive.audio.features import n_video_frames
+from dhlive.audio.inference import save_audio_model
+from dhlive.audio.model import AudioModel, AudioModelConfig
+from dhlive.audio.mouth import LIPS, fit_basis, save_basis
+from dhlive.data.masks import polygon_mask
+from dhlive.errors import DhliveError
+from dhlive.eval.metrics import seam_score
+from dhlive.formats import load_avatar
+from dhlive.infer import InferConfig, colour_match, infer, pingpong, stream
+from dhlive.render import inputs
+from dhlive.render.checkpoint import save_renderer
+from dhlive.render.model import Renderer, preset
+
+from conftest import run_cli
+
+TINY_MODEL = {"resolution": 128, "width": 8, "max_width": 32, "blocks": 1}
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    """An audio model folder (basis with a known 'open' direction, strong output) and a renderer."""
+    root = tmp_path_factory.mktemp("models")
+    rng = np.random.default_rng(0)
+    open_dir = np.zeros((len(LIPS), 3), np.float32)
+    open_dir[[*range(1, 10), *range(21, 30)], 1] = 0.1
+    a = rng.uniform(0, 1, (100, 1))
+    dl = (a * open_dir.reshape(1, -1) + rng.normal(0, 1e-3, (100, 120))).astype(np.float32)
+    di = (a * rng.normal(0, 1, (1, 1350)) + rng.normal(0, 0.1, (100, 1350))).astype(np.float32)
+    basis = fit_basis(dl, di, "lips+pixels", n_coeffs=4)
+    (root / "audio").mkdir()
+    save_basis(root / "audio" / "pca.pkl", basis)
+    torch.manual_seed(0)
+    model = AudioModel(AudioModelConfig(n_coeffs=4))
+    model.closed.copy_(torch.from_numpy(basis.closed))
+    save_audio_model(root / "audio" / "audio_model.pt", model, root / "audio" / "pca.pkl", {})
+    torch.manual_seed(0)
+    renderer = Renderer(preset("fast", **TINY_MODEL))
+    with torch.no_grad():  # a renderer that draws something visible: mid-grey plus its input's structure
+        renderer.to_rgb.bias.fill_(0.3)
+    save_renderer(root / "render.pt", renderer)
+    return root / "audio", root / "render.pt"
+
+
+@pytest.fixture(scope="module")
+def speech_wav(tmp_path_factory, speech):
+    path = tmp_path_factory.mktemp("speech") / "speech.wav"
+    audio = np.concatenate([speech, np.zeros(16000 * 3, np.float32), speech])  # 7 s: longer than the 2 s avatar
+    media.write_wav(path, audio)
+    return path
+
+
+@pytest.fixture(scope="module")
+def rendered(models, speech_wav, face_avatar, tmp_path_factory):
+    out = tmp_path_factory.mktemp("out") / "talk.mp4"
+    res = infer(speech_wav, face_avatar, out, audio_model=models[0], renderer=models[1], progress=False,
+                cfg=InferConfig(batch=4))
+    return out, res
+
+
+def decode(path):
+    return np.stack(list(media.iter_frames(path)))
+
+
+def test_pingpong_loops_without_jumps():
+    seq = [pingpong(t, 4) for t in range(12)]
+    assert seq == [0, 1, 2, 3, 2, 1, 0, 1, 2, 3, 2, 1]
+    assert all(abs(a - b) == 1 for a, b in zip(seq, seq[1:]))
+    assert [pingpong(t, 1) for t in range(3)] == [0, 0, 0]
+
+
+def test_infer_writes_a_synced_mp4_that_changes_only_the_mouth_region(rendered, speech_wav, face_avatar):
+    out, res = rendered
+    audio = media.load_audio(speech_wav)
+    expected = n_video_frames(len(audio))
+    assert abs(res["frames"] - expected) <= 1
+    info = media.probe(out)
+    with av.open(str(out)) as c:
+        assert c.streams.audio, "no audio track"
+        assert abs(float(c.streams.audio[0].duration * c.streams.audio[0].time_base) - len(audio) / 16000) < 0.1
+    frames = decode(out)
+    assert abs(len(frames) - expected) <= 1
+    avatar = load_avatar(face_avatar)
+    assert frames.shape[1:3] == (avatar.source_size[1], avatar.source_size[0]) and info.width == avatar.source_size[0]
+    src = decode(avatar.source_video_path)
+    n = avatar.n_frames
+    for t in (0, n + 3, len(frames) - 1):  # also after the loop turned (ping-pong)
+        i = pingpong(t, n)
+        region = polygon_mask(avatar.lower_face_pixels[i], avatar.source_size[1], avatar.source_size[0])
+        diff = np.abs(frames[t].astype(int) - src[i].astype(int)).mean(-1)
+        far = region == 0
+        far[:] &= np.pad(np.ones_like(region[8:-8, 8:-8], bool), 8)  # ignore the frame border
+        near = cv2.dilate((region > 0).astype(np.uint8), np.ones((25, 25), np.uint8)) > 0
+        assert diff[far & ~near].mean() < 3.0  # outside the repaint region: the source, up to the codec
+        assert diff[region > 0.99].mean() > 6.0  # inside: repainted
+
+
+def test_stream_matches_infer(rendered, models, speech_wav, face_avatar, tmp_path):
+    out, _ = rendered
+    res = stream(speech_wav, face_avatar, tmp_path / "live.mp4", audio_model=models[0], renderer=models[1],
+                 cfg=InferConfig(batch=4))
+    a, b = decode(out), decode(tmp_path / "live.mp4")
+    assert a.shape == b.shape and res["frames"] == len(a)
+    assert np.abs(a.astype(int) - b.astype(int)).mean() < 1.0
+    assert res["latency_ms"]["max"] > 0 and res["lookahead_ms"] == 160
+
+
+def test_stream_raw_frames_from_stdin_pcm(models, speech, face_avatar):
+    pcm = (np.clip(speech, -1, 1) * 32767).astype("<i2").tobytes()
+    r = subprocess.run([sys.executable, "-m", "dhlive.cli", "stream", "--audio", "-", "--avatar", str(face_avatar),
+                        "--audio-model", str(models[0]), "--renderer", str(models[1])],
+                       input=pcm, capture_output=True, timeout=300)
+    assert r.returncode == 0, r.stderr.decode()[-500:]
+    w, h = load_avatar(face_avatar).source_size
+    assert len(r.stdout) == n_video_frames(len(speech)) * w * h * 3
+    assert b"latency" in r.stderr
+
+
+def test_colour_match_removes_a_colour_cast_at_the_edge():
+    paste = inputs.paste_mask(inputs.repaint_mask(np.array([[20, 40], [108, 40], [108, 120], [20, 120]], np.float32), 128))
+    window = np.full((128, 128, 3), 120.0, np.float32)
+    generated = window + np.array([25.0, -10.0, 5.0])
+    fixed = colour_match(generated, window, paste)
+    band = (paste > 0.02) & (paste < 0.9)
+    assert np.abs(fixed[band] - window[band]).max() < 2.0
+    composite = inputs.composite(fixed, window, paste[..., None]).astype(np.uint8)
+    assert seam_score(composite, paste)["colour_step"] < seam_score(inputs.composite(generated, window, paste[..., None]).astype(np.uint8), paste)["colour_step"]
+
+
+def test_seam_score_sees_a_pasted_box():
+    rng = np.random.default_rng(0)
+    frame = (100 + rng.normal(0, 2, (96, 96, 3))).clip(0, 255).astype(np.uint8)
+    mask = np.zeros((96, 96), np.float32)
+    mask[30:70, 30:70] = 1
+    boxed = frame.copy()
+    boxed[30:70, 30:70] = np.clip(boxed[30:70, 30:70].astype(int) + 30, 0, 255)
+    assert seam_score(boxed, mask)["colour_step"] > 20
+    assert seam_score(frame, mask)["colour_step"] < 3
+
+
+@pytest.mark.parametrize("case", ["avatar", "empty_audio", "text_audio", "out_dir", "renderer_kind"])
+def test_bad_input_is_one_line_and_leaves_nothing(case, models, speech_wav, face_avatar, tmp_path):
+    args = {"--audio": speech_wav, "--avatar": face_avatar, "--out": tmp_path / "o.mp4",
+            "--audio-model": models[0], "--renderer": models[1]}
+    expect = None
+    if case == "avatar":
+        args["--avatar"] = expect = tmp_path / "nobody"
+    elif case == "empty_audio":
+        args["--audio"] = expect = tmp_path / "empty.wav"
+        media.write_wav(expect, np.zeros(0, np.float32))
+    elif case == "text_audio":
+        args["--audio"] = expect = tmp_path / "notes.m4a"
+        expect.write_text("not audio")
+    elif case == "out_dir":
+        args["--out"] = expect = tmp_path / "missing" / "o.mp4"
+    elif case == "renderer_kind":
+        args["--renderer"] = expect = models[0] / "audio_model.pt"
+    r = run_cli("infer", *[x for kv in args.items() for x in kv], "--quiet")
+    assert r.returncode == 1, r.stderr
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert expect.name in r.stderr
+    assert not (tmp_path / "o.mp4").exists() and not list(tmp_path.glob(".*part*"))
+
+
+def test_wrong_fps_avatar_is_refused(models, face_avatar, tmp_path, speech_wav):
+    import json
+    import shutil
+
+    copy = tmp_path / "av30"
+    shutil.copytree(face_avatar, copy)
+    meta = json.loads((copy / "meta.json").read_text())
+    meta["fps"] = 30
+    (copy / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(DhliveError, match="fps"):
+        infer(speech_wav, copy, tmp_path / "x.mp4", audio_model=models[0], renderer=models[1], progress=False)
