@@ -42,6 +42,7 @@ FPS = 25  # the audio model's frame rate: avatars are prepared at it
 CHECKPOINTS = Path(__file__).resolve().parents[1] / "checkpoints"
 DEFAULT_AUDIO_MODEL = CHECKPOINTS / "audio"
 DEFAULT_RENDERER = CHECKPOINTS / "render_fast.pt"
+CPU_RENDER_BATCH = 2  # on a CPU, larger batches are slower per frame (cache), measured in scripts/bench_render.py
 
 
 @dataclass
@@ -119,6 +120,7 @@ class AvatarPipeline:
         self.window = inputs.face_window(self.avatar.lower_face, self.rest.lips, self.size)
         self.source = SourceFrames(self.avatar)
         self.reference_features = self._references(model.cfg.n_refs)
+        self.seconds = {"prepare": 0.0, "render": 0.0, "paste": 0.0, "encode": 0.0}  # per stage, summed over frames
 
     def _references(self, n: int) -> torch.Tensor:
         av = self.avatar
@@ -134,24 +136,44 @@ class AvatarPipeline:
 
     def prepare(self, t: int, coeffs: np.ndarray) -> dict:
         """Inputs of output frame t (its avatar frame by ping-pong) for mouth coefficients `coeffs`."""
+        start = time.perf_counter()
         i = pingpong(t, self.avatar.n_frames)
         c2w = self.window.canonical_to_window(self.avatar.pose[i])
         win = self.cut(i)
         prompt, sketch, _ = inputs.mouth_prompt(coeffs, self.basis, self.rest, c2w, self.size)
         repaint = inputs.repaint_mask(inputs.project(self.avatar.lower_face, c2w), self.size)
-        return {"i": i, "window": win, "paste": inputs.paste_mask(repaint),
+        item = {"i": i, "window": win, "paste": inputs.paste_mask(repaint),
                 "source": inputs.source_input(win, repaint, prompt, sketch)}
+        self.seconds["prepare"] += time.perf_counter() - start
+        return item
 
     @torch.inference_mode()
     def render(self, items: list[dict]) -> np.ndarray:
         """(B, R, R, 3) uint8 generated windows."""
+        start = time.perf_counter()
         x = torch.from_numpy(np.stack([it["source"] for it in items])).to(self.device)
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
-            out = self.model(x, self.reference_features)
-        return (out.float().clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy() * 255 + 0.5).astype(np.uint8)
+        cuda = self.device.type == "cuda"
+        step = len(x) if cuda else CPU_RENDER_BATCH
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
+            out = torch.cat([self.model(x[k:k + step], self.reference_features) for k in range(0, len(x), step)])
+        out = (out.float().clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy() * 255 + 0.5).astype(np.uint8)
+        self.seconds["render"] += time.perf_counter() - start
+        return out
 
     def paste(self, item: dict, generated: np.ndarray) -> np.ndarray:
         """The full-resolution frame with the generated window pasted back."""
+        start = time.perf_counter()
+        try:
+            return self._paste(item, generated)
+        finally:
+            self.seconds["paste"] += time.perf_counter() - start
+
+    def write(self, writer, frame: np.ndarray) -> None:
+        start = time.perf_counter()
+        writer.write(frame)
+        self.seconds["encode"] += time.perf_counter() - start
+
+    def _paste(self, item: dict, generated: np.ndarray) -> np.ndarray:
         frame = np.array(self.source[item["i"]])
         gen, win, alpha = generated.astype(np.float32), item["window"].astype(np.float32), item["paste"]
         if self.cfg.colour_match:
@@ -221,7 +243,7 @@ def _run_threads(pipe: AvatarPipeline, coeffs_iter, writer, progress=None, on_fr
             try:
                 if not errors:
                     for it, g in zip(items, gens):
-                        writer.write(pipe.paste(it, g))
+                        pipe.write(writer, pipe.paste(it, g))
                         if on_frame:
                             on_frame()
                         if progress is not None:
@@ -281,6 +303,7 @@ def infer(audio_path, avatar_dir, out_path, *, audio_model=None, renderer=None, 
             _run_threads(pipe, ((r.start, coeffs[r.start:r.stop]) for r in _batches(n, batch)), writer, bar)
         bar.close()
         t_video = time.perf_counter() - t0
+        stages = {"audio_model": round(t_audio, 3), **{k: round(v, 3) for k, v in pipe.seconds.items()}}
     finally:
         pipe.close()
     seconds = len(audio) / SAMPLE_RATE
@@ -288,7 +311,7 @@ def infer(audio_path, avatar_dir, out_path, *, audio_model=None, renderer=None, 
     return {"out": str(out_path), "frames": n, "audio_seconds": round(seconds, 3), "seconds": round(total, 2),
             "audio_model_seconds": round(t_audio, 3), "video_seconds": round(t_video, 2),
             "fps": round(n / max(t_video, 1e-9), 2), "real_time_factor": round(total / max(seconds, 1e-9), 3),
-            "device": str(pipe.device)}
+            "device": str(pipe.device), "stage_seconds": stages}
 
 
 # --- streaming ---------------------------------------------------------------------------------
@@ -361,7 +384,7 @@ def stream(audio_source, avatar_dir, out, *, audio_model=None, renderer=None, cf
             if t >= n_video_frames(n_samples) and n_samples:
                 return  # the look-ahead's padding past the end of the audio
             item = pipe.prepare(t, c)
-            writer.write(pipe.paste(item, pipe.render([item])[0]))
+            pipe.write(writer, pipe.paste(item, pipe.render([item])[0]))
             latency.append(time.perf_counter() - arrival[min(t, len(arrival) - 1)])
             t += 1
 
@@ -387,6 +410,7 @@ def stream(audio_source, avatar_dir, out, *, audio_model=None, renderer=None, cf
         pipe.close()
     lat = np.array(latency) * 1000
     return {"out": str(out) if to_file else "stdout", "frames": t, "audio_seconds": round(n_samples / SAMPLE_RATE, 3),
+            "stage_seconds": {k: round(v, 3) for k, v in pipe.seconds.items()},
             "seconds": round(time.perf_counter() - t_begin, 2), "realtime": realtime,
             "lookahead_ms": model.config.lookahead * 1000 // FPS,
             "latency_ms": {"mean": round(float(lat.mean()), 1), "p95": round(float(np.percentile(lat, 95)), 1),

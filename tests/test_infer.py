@@ -49,7 +49,7 @@ def models(tmp_path_factory):
     torch.manual_seed(0)
     renderer = Renderer(preset("fast", **TINY_MODEL))
     with torch.no_grad():  # a renderer that draws something visible: mid-grey plus its input's structure
-        renderer.to_rgb.bias.fill_(0.3)
+        renderer.to_rgb[0].bias.fill_(0.3)
     save_renderer(root / "render.pt", renderer)
     return root / "audio", root / "render.pt"
 

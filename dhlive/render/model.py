@@ -7,7 +7,8 @@
     references -> reference encoder -> r (same size)       computed once per avatar, cached
     [s, r] -> alignment code -> per channel of r: scale, rotation, translation
     AdaAT: each channel of r moved by its own affine transform (grid_sample)
-    [s, moved r] -> bottleneck blocks -> decoder (upsampling with the skips) -> RGB (B, 3, R, R)
+    [s, moved r] -> bottleneck blocks -> decoder (upsampling with the skips) to R/2
+    -> sub-pixel convolution -> RGB (B, 3, R, R)
 
 AdaAT (DINet, AAAI 2023) lets the network move the reference mouth features to where the
 prompt wants them instead of copying pixels. The config sets resolution and widths; `fast`
@@ -32,7 +33,7 @@ REFERENCE_CHANNELS = 4  # per reference: RGB + landmark sketch
 class RenderConfig:
     resolution: int = 256  # crop side: 128, 256 or 384
     n_refs: int = 5  # reference frames
-    width: int = 16  # channels after the first convolution; doubled per level up to max_width
+    width: int = 16  # channels at full resolution (notional): doubled per level up to max_width
     max_width: int = 128
     levels: int = 3  # downsamplings: features are resolution / 2**levels
     blocks: int = 2  # residual blocks at the bottleneck
@@ -43,7 +44,7 @@ class RenderConfig:
 
 PRESETS = {
     "fast": RenderConfig(),
-    "large": RenderConfig(width=54, max_width=432, blocks=3),
+    "large": RenderConfig(width=62, max_width=496, blocks=3),
 }
 
 
@@ -67,12 +68,15 @@ class ResBlock(nn.Module):
 
 
 class Encoder(nn.Module):
-    """Convolution, then `levels` stride-2 convolutions; returns the features of every level."""
+    """Stride-2 convolutions down to resolution / 2**levels; returns the features of every level.
+
+    Nothing runs at full resolution: there, convolutions are the slowest per MAC on a CPU,
+    and the decoder's sub-pixel output restores the detail."""
 
     def __init__(self, cin: int, cfg: RenderConfig):
         super().__init__()
-        self.stem = conv(cin, cfg.channels(0))
-        self.down = nn.ModuleList(conv(cfg.channels(i), cfg.channels(i + 1), 2) for i in range(cfg.levels))
+        self.stem = conv(cin, cfg.channels(1), 2)
+        self.down = nn.ModuleList(conv(cfg.channels(i), cfg.channels(i + 1), 2) for i in range(1, cfg.levels))
 
     def forward(self, x) -> list[torch.Tensor]:
         feats = [self.stem(x)]
@@ -113,12 +117,13 @@ class Renderer(nn.Module):
         top = cfg.channels(cfg.levels)
         self.source_encoder = Encoder(SOURCE_CHANNELS, cfg)
         self.reference_encoder = Encoder(REFERENCE_CHANNELS * cfg.n_refs, cfg)
-        self.alignment = nn.Sequential(conv(2 * top, top), conv(top, top, 2), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.alignment = nn.Sequential(conv(2 * top, top, 2), conv(top, top), nn.AdaptiveAvgPool2d(1), nn.Flatten())
         self.adaat = AdaAT(top, top)
         self.bottleneck = nn.Sequential(conv(2 * top, top), *[ResBlock(top) for _ in range(cfg.blocks)])
         self.up = nn.ModuleList(conv(cfg.channels(i + 1) + cfg.channels(i), cfg.channels(i))
-                                for i in reversed(range(cfg.levels)))
-        self.to_rgb = nn.Conv2d(cfg.channels(0), 3, 3, 1, 1)
+                                for i in reversed(range(1, cfg.levels)))
+        # back to full resolution by a sub-pixel convolution: 4 RGB values per half-resolution position
+        self.to_rgb = nn.Sequential(nn.Conv2d(cfg.channels(1), 3 * 4, 3, 1, 1), nn.PixelShuffle(2))
 
     def encode_references(self, references: torch.Tensor) -> torch.Tensor:
         """(B, 4n, R, R) -> reference features; compute once per avatar and pass to forward()."""
