@@ -13,6 +13,8 @@ test: install
 bench: install
 	$(VENV)/bin/python scripts/bench_prepare.py
 	$(VENV)/bin/python scripts/bench_audio.py
+	$(VENV)/bin/python scripts/bench_render.py
+	$(VENV)/bin/python scripts/bench_infer.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

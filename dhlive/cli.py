@@ -230,6 +230,21 @@ def stream(audio_path, avatar, out, audio_model, renderer, device, batch, no_col
                f"{', paced in real time' if res['realtime'] else ''})", err=out is None)
 
 
+@cli.command()
+@click.option("--out", default="demo.mp4", show_default=True, type=click.Path(dir_okay=False), help="The mp4 to write.")
+@click.option("--text", help="What the astronaut says (espeak-ng, English).")
+@click.option("--work", type=click.Path(file_okay=False), help="Where the demo avatar and speech are kept [default: the dhlive cache].")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def demo(out, text, work, device, quiet):
+    """Make a talking-head video from scikit-image's astronaut photo and synthetic speech, offline."""
+    from .demo import DEMO_TEXT, demo as run
+
+    res = run(out, text=text or DEMO_TEXT, work=work, device=device, progress=not quiet)
+    click.echo(f"{res['out']}: {res['frames']} frames ({res['audio_seconds']:.1f} s) made in {res['total_seconds']:.1f} s "
+               f"({res['fps']:.1f} frames/s on {res['device']}). Play it with any video player.")
+
+
 # options that take several values: `--avatars a b c` is read as `--avatars a --avatars b ...`
 _MULTI_VALUE = ("--avatars", "--eval-avatars")
 

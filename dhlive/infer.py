@@ -193,6 +193,13 @@ class AvatarPipeline:
         frame[y0:y1, x0:x1] = np.clip(roi + a * (g - roi) + 0.5, 0, 255).astype(np.uint8)
         return frame
 
+    def frame_mask(self, i: int) -> np.ndarray:
+        """(H, W) float paste-back mask of avatar frame i in source pixels (for seam scores)."""
+        c2w = self.window.canonical_to_window(self.avatar.pose[i])
+        alpha = inputs.paste_mask(inputs.repaint_mask(inputs.project(self.avatar.lower_face, c2w), self.size))
+        w, h = self.avatar.source_size
+        return cv2.warpAffine(alpha, self.window.to_source(self.avatar.pose[i]), (w, h), flags=cv2.INTER_LINEAR, borderValue=0)
+
     def close(self):
         self.source.close()
 
@@ -200,17 +207,21 @@ class AvatarPipeline:
 def colour_match(generated: np.ndarray, window: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """Shift the generated window's colour so that, in the feathered band where it meets the
     real frame, its local mean colour equals the frame's: a smooth per-channel correction
-    field (not one global offset), so light falling across the face is followed too."""
+    field (not one global offset), so light falling across the face is followed too. The
+    field is smooth, so it is computed at a quarter of the resolution."""
     band = ((alpha > 0.02) & (alpha < 0.9)).astype(np.float32)
     if band.sum() < 16:
         return generated
-    sigma = generated.shape[0] / 12
-    diff = cv2.GaussianBlur((window - generated) * band[..., None], (0, 0), sigma)
-    weight = cv2.GaussianBlur(band, (0, 0), sigma)[..., None]
-    mean = ((window - generated) * band[..., None]).sum((0, 1)) / band.sum()
+    size = generated.shape[1], generated.shape[0]
+    small = (max(8, size[0] // 4), max(8, size[1] // 4))
+    sigma = small[1] / 12
+    diff = (window - generated) * band[..., None]
+    mean = diff.sum((0, 1)) / band.sum()
+    diff_s = cv2.GaussianBlur(cv2.resize(diff, small, interpolation=cv2.INTER_AREA), (0, 0), sigma)
+    weight_s = cv2.GaussianBlur(cv2.resize(band, small, interpolation=cv2.INTER_AREA), (0, 0), sigma)[..., None]
     # where the band is far away, fall back to the band's mean offset
-    field = (diff + mean * 1e-2) / (weight + 1e-2)
-    return generated + field
+    field = (diff_s + mean * 1e-2) / (weight_s + 1e-2)
+    return generated + cv2.resize(field, size, interpolation=cv2.INTER_LINEAR)
 
 
 def _batches(n: int, size: int):

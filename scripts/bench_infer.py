@@ -30,7 +30,8 @@ from dhlive.audio.inference import save_audio_model
 from dhlive.audio.model import AudioModel, AudioModelConfig
 from dhlive.audio.mouth import fit_basis, save_basis
 from dhlive.data.prepare import PrepareConfig, prepare
-from dhlive.infer import InferConfig, infer, stream
+from dhlive.eval.metrics import seam_score
+from dhlive.infer import AvatarPipeline, InferConfig, infer, load_models, pingpong, stream
 from dhlive.render.checkpoint import save_renderer
 from dhlive.render.model import Renderer, preset
 from dhlive.speech import synthesize
@@ -52,6 +53,26 @@ def untrained_models(root: Path):
     save_audio_model(root / "audio" / "audio_model.pt", model, root / "audio" / "pca.pkl", {})
     save_renderer(root / "render.pt", Renderer(preset("fast")))
     return root / "audio", root / "render.pt"
+
+
+def seam_scores(video: Path, avatar: Path, audio_model, renderer, every: int = 5) -> dict:
+    """Mean seam score along the paste-back edge of the generated frames, and of the real
+    source frames under the same mask (the anchor)."""
+    _, basis, _ = load_models(audio_model, renderer)
+    pipe = AvatarPipeline(avatar, renderer, basis, InferConfig(device="cpu"))
+    try:
+        gen, real = [], []
+        for t, frame in enumerate(media.iter_frames(video)):
+            if t % every:
+                continue
+            i = pingpong(t, pipe.avatar.n_frames)
+            mask = pipe.frame_mask(i)
+            gen.append(seam_score(frame, mask))
+            real.append(seam_score(np.asarray(pipe.source[i]), mask))
+    finally:
+        pipe.close()
+    mean = lambda rows: {k: round(float(np.mean([r[k] for r in rows])), 3) for k in rows[0]}  # noqa: E731
+    return {"frames": len(gen), "generated": mean(gen), "real": mean(real)}
 
 
 def main():
@@ -83,6 +104,9 @@ def main():
             report["runs"][f"infer_{dev}"] = res
             print(f"infer on {dev}: {res['fps']:.1f} frames/s, real-time factor {res['real_time_factor']:.2f}, "
                   f"stage seconds {res['stage_seconds']}", flush=True)
+        report["seam"] = seam_scores(tmp / "out_cpu.mp4", avatar, audio_model, renderer)
+        print(f"seam along the paste-back edge (colour step, 0..255): generated {report['seam']['generated']['colour_step']:.2f}, "
+              f"real frames {report['seam']['real']['colour_step']:.2f}", flush=True)
         live = stream(tmp / "speech.wav", avatar, tmp / "live.mp4", audio_model=audio_model, renderer=renderer,
                       cfg=InferConfig(device="cpu"), realtime=True)
         report["runs"]["stream_cpu_realtime"] = live

@@ -150,3 +150,21 @@ def test_cli_errors_are_one_line(tmp_path, face_avatar):
     assert len(r.stderr.strip().splitlines()) == 1
     r = run_cli("train-render", "--avatars", face_avatar, "--out", tmp_path / "o", "--init", tmp_path / "none.pt")
     assert r.returncode == 1 and "none.pt" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_two_process_data_parallel_training_on_cpu(pack, tmp_path):
+    """torchrun + DistributedDataParallel (gloo on CPU): rank 0 writes a loadable model."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(yaml.safe_dump({**TINY, "steps": 2, "holdout": 0.0}))
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                        "-m", "dhlive.cli", "train-render", "--avatars", str(pack), "--out", str(tmp_path / "ddp"),
+                        "--config", str(cfg), "--device", "cpu", "--quiet"],
+                       capture_output=True, text=True, timeout=300, env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr[-2000:]
+    model, info = load_renderer(tmp_path / "ddp" / "render_model.pt")
+    assert info["world_size"] == 2 and info["steps"] == 2

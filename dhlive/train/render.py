@@ -268,7 +268,9 @@ def mouth_crops(images: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
     return torch.stack([img[:, int(y):int(y) + side, int(x):int(x) + side] for img, (x, y, _) in zip(images, boxes)])
 
 
-def lsgan_d(real_score, fake_score):
+def real_vs_fake(d, real, fake):
+    """LSGAN discriminator loss, real and fake scored in one call (one forward per DDP step)."""
+    real_score, fake_score = d(torch.cat([real, fake])).float().chunk(2)
     return ((real_score - 1) ** 2).mean() + (fake_score ** 2).mean()
 
 
@@ -479,9 +481,11 @@ def train_render(avatars: list, out: str | os.PathLike, cfg: TrainRenderConfig |
         adv = torch.zeros((), device=dev)
         if gan:
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
-                adv = cfg.adv_weight * lsgan_g(dw_run(out_img).float()) + cfg.mouth_adv_weight * lsgan_g(dm_run(mouth_fake).float())
+                # the discriminators unwrapped: their gradients here are discarded (zeroed before
+                # their own step), so DDP need not synchronise them
+                adv = cfg.adv_weight * lsgan_g(d_window(out_img).float()) + cfg.mouth_adv_weight * lsgan_g(d_mouth(mouth_fake).float())
                 if t > 1:
-                    adv = adv + cfg.temporal_weight * lsgan_g(dt_run(_stack_time(mouth_fake, t)).float())
+                    adv = adv + cfg.temporal_weight * lsgan_g(d_time(_stack_time(mouth_fake, t)).float())
         loss = cfg.l1_weight * l1 + cfg.perceptual_weight * perc + adv
         opt_g.zero_grad(set_to_none=True)
         loss.backward()
@@ -492,9 +496,9 @@ def train_render(avatars: list, out: str | os.PathLike, cfg: TrainRenderConfig |
         if gan:
             fake, mf = out_img.detach(), mouth_fake.detach()
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
-                d_loss = lsgan_d(dw_run(b["target"]).float(), dw_run(fake).float()) + lsgan_d(dm_run(mouth_real).float(), dm_run(mf).float())
+                d_loss = real_vs_fake(dw_run, b["target"], fake) + real_vs_fake(dm_run, mouth_real, mf)
                 if t > 1:
-                    d_loss = d_loss + lsgan_d(dt_run(_stack_time(mouth_real, t)).float(), dt_run(_stack_time(mf, t)).float())
+                    d_loss = d_loss + real_vs_fake(dt_run, _stack_time(mouth_real, t), _stack_time(mf, t))
             opt_d.zero_grad(set_to_none=True)
             d_loss.backward()
             opt_d.step()

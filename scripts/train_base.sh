@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Reproduce the shipped base models in checkpoints/ from ../shared/data (docs/models.md).
+#
+#   bash scripts/train_base.sh [DATA=../shared/data] [WORK=work/base]
+#
+# 1. prepare every clip (talking and silent) into avatars;
+# 2. distill-audio on all talking clips (they have sound) -> checkpoints/audio/;
+# 3. train-render on all clips but LivePortrait__d6, which is kept unseen for the
+#    per-avatar fine-tune report -> checkpoints/render_fast.pt. On a CPU this uses
+#    configs/render_base_cpu.yaml; with a GPU, configs/render_fast.yaml.
+# 4. checkpoints/SHA256SUMS, which the tests verify.
+# Every step resumes: prepared avatars are skipped, training continues from its state.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DATA=${1:-../shared/data}
+WORK=${2:-work/base}
+PY=${PYTHON:-.venv/bin/python}
+DHLIVE=${DHLIVE:-.venv/bin/dhlive}
+HELD_OUT=LivePortrait__d6
+mkdir -p "$WORK/avatars" checkpoints/audio
+
+for f in "$DATA"/talking/*.mp4 "$DATA"/silent/*.mp4; do
+  name=$(basename "$f" .mp4)
+  [ -f "$WORK/avatars/$name/meta.json" ] || "$DHLIVE" prepare "$f" --name "$name" --out "$WORK/avatars" --quiet
+done
+
+talking=()
+for f in "$DATA"/talking/*.mp4; do talking+=("$WORK/avatars/$(basename "$f" .mp4)"); done
+resume=(); [ -f "$WORK/audio/train_state.pt" ] && resume=(--resume)
+"$DHLIVE" distill-audio --avatars "${talking[@]}" --out "$WORK/audio" --config configs/audio.yaml "${resume[@]}"
+cp "$WORK/audio/audio_model.pt" "$WORK/audio/pca.pkl" checkpoints/audio/
+
+render=()
+for d in "$WORK"/avatars/*/; do
+  [ "$(basename "$d")" = "$HELD_OUT" ] || render+=("${d%/}")
+done
+config=configs/render_base_cpu.yaml
+"$PY" -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' && config=configs/render_fast.yaml
+resume=(); [ -f "$WORK/render/train_state.pt" ] && resume=(--resume)
+"$DHLIVE" train-render --avatars "${render[@]}" --out "$WORK/render" --config "$config" "${resume[@]}"
+cp "$WORK/render/render_model.pt" checkpoints/render_fast.pt
+
+(cd checkpoints && sha256sum audio/audio_model.pt audio/pca.pkl render_fast.pt > SHA256SUMS)
+echo "base models in checkpoints/ (see checkpoints/SHA256SUMS)"
