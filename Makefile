@@ -1,11 +1,18 @@
-# make install: set everything up in .venv; make test: install, then run the tests.
+# make install: set everything up in .venv; make demo: install, then make demo.mp4 with the
+# shipped models; make demo: install
+	$(VENV)/bin/dhlive demo --out demo.mp4
+
+test: install, then run the tests.
 VENV ?= .venv
 export DHLIVE_VENV := $(VENV)
 
-.PHONY: install test bench clean
+.PHONY: install demo test bench clean
 
 install:
 	bash scripts/install.sh
+
+demo: install
+	$(VENV)/bin/dhlive demo --out demo.mp4
 
 test: install
 	$(VENV)/bin/python -m pytest -q || [ $$? -eq 5 ]  # 5: no tests collected
