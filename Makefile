@@ -1,8 +1,5 @@
 # make install: set everything up in .venv; make demo: install, then make demo.mp4 with the
-# shipped models; make demo: install
-	$(VENV)/bin/dhlive demo --out demo.mp4
-
-test: install, then run the tests.
+# shipped models; make test: install, then run the tests.
 VENV ?= .venv
 export DHLIVE_VENV := $(VENV)
 
