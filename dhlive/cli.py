@@ -181,7 +181,8 @@ def train_render(avatars, out, config_path, stage, init, mouth, holdout, steps, 
 
 
 def _infer_options(f):
-    f = click.option("--audio-model", type=click.Path(file_okay=False), help="Audio model folder [default: checkpoints/audio].")(f)
+    f = click.option("--audio-model", type=click.Path(file_okay=False),
+                     help="Audio model folder [default: checkpoints/audio; stream: checkpoints/audio_live].")(f)
     f = click.option("--renderer", type=click.Path(dir_okay=False), help="Renderer checkpoint [default: checkpoints/render_fast.pt].")(f)
     f = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)(f)
     f = click.option("--batch", type=int, default=8, show_default=True, help="Frames rendered together (x4 on CUDA).")(f)

@@ -40,7 +40,8 @@ from .render.references import select_references
 
 FPS = 25  # the audio model's frame rate: avatars are prepared at it
 CHECKPOINTS = Path(__file__).resolve().parents[1] / "checkpoints"
-DEFAULT_AUDIO_MODEL = CHECKPOINTS / "audio"
+DEFAULT_AUDIO_MODEL = CHECKPOINTS / "audio"  # 160 ms look-ahead
+DEFAULT_STREAM_AUDIO_MODEL = CHECKPOINTS / "audio_live"  # 120 ms: a frame within 200 ms of its audio
 DEFAULT_RENDERER = CHECKPOINTS / "render_fast.pt"
 CPU_RENDER_BATCH = 2  # on a CPU, larger batches are slower per frame (cache), measured in scripts/bench_render.py
 
@@ -279,8 +280,9 @@ def _run_threads(pipe: AvatarPipeline, coeffs_iter, writer, progress=None, on_fr
         raise errors[0]
 
 
-def load_models(audio_model: str | os.PathLike | None, renderer: str | os.PathLike | None):
-    audio_model = Path(audio_model) if audio_model else DEFAULT_AUDIO_MODEL
+def load_models(audio_model: str | os.PathLike | None, renderer: str | os.PathLike | None,
+                default_audio_model: Path = DEFAULT_AUDIO_MODEL):
+    audio_model = Path(audio_model) if audio_model else default_audio_model
     renderer = Path(renderer) if renderer else DEFAULT_RENDERER
     for path, what, flag in ((audio_model, "audio model", "--audio-model"), (renderer, "renderer", "--renderer")):
         if not path.exists():
@@ -378,7 +380,7 @@ def stream(audio_source, avatar_dir, out, *, audio_model=None, renderer=None, cf
     to_file = isinstance(out, (str, os.PathLike))
     if to_file:
         media.check_writable(out)
-    model, basis, renderer = load_models(audio_model, renderer)
+    model, basis, renderer = load_models(audio_model, renderer, DEFAULT_STREAM_AUDIO_MODEL)
     pipe = AvatarPipeline(avatar_dir, renderer, basis, cfg)
     ms = MouthStream(model)
     w, h = pipe.avatar.source_size

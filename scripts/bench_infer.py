@@ -80,6 +80,7 @@ def main():
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--renderer")
     ap.add_argument("--audio-model")
+    ap.add_argument("--stream-audio-model", help="audio model for the stream run [default: --audio-model]")
     ap.add_argument("--json", default="bench_infer.json")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -107,7 +108,8 @@ def main():
         report["seam"] = seam_scores(tmp / "out_cpu.mp4", avatar, audio_model, renderer)
         print(f"seam along the paste-back edge (colour step, 0..255): generated {report['seam']['generated']['colour_step']:.2f}, "
               f"real frames {report['seam']['real']['colour_step']:.2f}", flush=True)
-        live = stream(tmp / "speech.wav", avatar, tmp / "live.mp4", audio_model=audio_model, renderer=renderer,
+        live = stream(tmp / "speech.wav", avatar, tmp / "live.mp4", renderer=renderer,
+                      audio_model=args.stream_audio_model or audio_model,
                       cfg=InferConfig(device="cpu"), realtime=True)
         report["runs"]["stream_cpu_realtime"] = live
         print(f"stream on cpu, paced in real time: latency {live['latency_ms']} (look-ahead {live['lookahead_ms']} ms)")

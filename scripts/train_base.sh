@@ -4,7 +4,8 @@
 #   bash scripts/train_base.sh [DATA=../shared/data] [WORK=work/base]
 #
 # 1. prepare every clip (talking and silent) into avatars;
-# 2. distill-audio on all talking clips (they have sound) -> checkpoints/audio/;
+# 2. distill-audio on all talking clips (they have sound) -> checkpoints/audio/, and again
+#    with a 120 ms look-ahead for `dhlive stream` -> checkpoints/audio_live/;
 # 3. train-render on all clips but LivePortrait__d6, which is kept unseen for the
 #    per-avatar fine-tune report -> checkpoints/render_fast.pt. On a CPU this uses
 #    configs/render_base_cpu.yaml; with a GPU, configs/render_fast.yaml.
@@ -29,6 +30,10 @@ for f in "$DATA"/talking/*.mp4; do talking+=("$WORK/avatars/$(basename "$f" .mp4
 resume=(); [ -f "$WORK/audio/train_state.pt" ] && resume=(--resume)
 "$DHLIVE" distill-audio --avatars "${talking[@]}" --out "$WORK/audio" --config configs/audio.yaml "${resume[@]}"
 cp "$WORK/audio/audio_model.pt" "$WORK/audio/pca.pkl" checkpoints/audio/
+resume=(); [ -f "$WORK/audio_live/train_state.pt" ] && resume=(--resume)
+"$DHLIVE" distill-audio --avatars "${talking[@]}" --out "$WORK/audio_live" --config configs/audio_live.yaml "${resume[@]}"
+mkdir -p checkpoints/audio_live
+cp "$WORK/audio_live/audio_model.pt" "$WORK/audio_live/pca.pkl" checkpoints/audio_live/
 
 render=()
 for d in "$WORK"/avatars/*/; do
@@ -40,5 +45,6 @@ resume=(); [ -f "$WORK/render/train_state.pt" ] && resume=(--resume)
 "$DHLIVE" train-render --avatars "${render[@]}" --out "$WORK/render" --config "$config" "${resume[@]}"
 cp "$WORK/render/render_model.pt" checkpoints/render_fast.pt
 
-(cd checkpoints && sha256sum audio/audio_model.pt audio/pca.pkl render_fast.pt > SHA256SUMS)
+(cd checkpoints && sha256sum audio/audio_model.pt audio/pca.pkl audio_live/audio_model.pt audio_live/pca.pkl \
+  render_fast.pt > SHA256SUMS)
 echo "base models in checkpoints/ (see checkpoints/SHA256SUMS)"

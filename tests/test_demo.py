@@ -18,11 +18,14 @@ CHECKPOINTS = REPO / "checkpoints"
 def test_shipped_checkpoints_match_their_hashes_and_load_safely():
     sums = (CHECKPOINTS / "SHA256SUMS").read_text().split("\n")
     entries = [line.split() for line in sums if line.strip()]
-    assert {name for _, name in entries} == {"audio/audio_model.pt", "audio/pca.pkl", "render_fast.pt"}
+    assert {name for _, name in entries} == {"audio/audio_model.pt", "audio/pca.pkl", "audio_live/audio_model.pt",
+                                             "audio_live/pca.pkl", "render_fast.pt"}
     for digest, name in entries:
         assert file_sha256(CHECKPOINTS / name) == digest, name
     assert sum((CHECKPOINTS / name).stat().st_size for _, name in entries) <= 30e6
     model, basis = load_audio_model(CHECKPOINTS / "audio")  # weights_only loads inside
+    live, _ = load_audio_model(CHECKPOINTS / "audio_live")
+    assert (model.config.lookahead, live.config.lookahead) == (4, 3)
     renderer, info = load_renderer(CHECKPOINTS / "render_fast.pt")
     assert renderer.cfg.resolution == 256 and info["steps"] > 0 and model.config.n_coeffs == basis.n_coeffs
 

@@ -4,7 +4,7 @@
             -> mouth PCA (given with --mouth, or fitted on the training frames) -> coefficients
     each step, per sample: the real mouth's coefficients + noise -> decoded prompt and lip sketch
             (render/inputs.py, the very functions inference uses) -> renderer -> composite
-    loss:   L1 inside the repaint region + ST-LPIPS on the mouth crop and the half-size window
+    loss:   L1 inside the repaint region + ST-LPIPS on the mouth crop and the shrunken window
             + LSGAN from a window discriminator and a mouth-patch discriminator (teeth, lips)
             + (clip stage) a temporal discriminator over consecutive mouth crops (flicker)
     ->      OUT/render_model.pt, OUT/pca.pkl, train_state.pt (resume), log.csv, loss.png,
