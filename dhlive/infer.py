@@ -31,6 +31,7 @@ from . import media
 from .audio.features import SAMPLE_RATE, n_video_frames
 from .audio.inference import MouthStream, load_audio_model
 from .audio.mouth import aperture, avatar_rest, lip_points
+from .device import pick_device
 from .errors import DhliveError
 from .formats import load_avatar
 from .render import inputs
@@ -63,16 +64,6 @@ def pingpong(t: int, n: int) -> int:
     period = 2 * (n - 1)
     k = t % period
     return k if k < n else period - k
-
-
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise DhliveError("--device cuda: no CUDA GPU is available to this torch")
-    if name not in ("cpu", "cuda"):
-        raise DhliveError(f"--device must be auto, cpu or cuda, not {name!r}")
-    return torch.device(name)
 
 
 class SourceFrames:
@@ -110,7 +101,7 @@ class AvatarPipeline:
         if abs(self.avatar.fps - FPS) > 1e-6:
             raise DhliveError(f"{avatar_dir}: prepared at {self.avatar.fps:g} fps; the audio model needs {FPS} (prepare it again with --fps {FPS})")
         self.cfg = cfg
-        self.device = _device(cfg.device)
+        self.device = pick_device(cfg.device)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         model, _ = load_renderer(renderer_path)
@@ -132,6 +123,11 @@ class AvatarPipeline:
         with torch.inference_mode():
             return self.model.encode_references(refs)
 
+    def _geometry(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """Avatar frame i's canonical -> window matrix and repaint mask in the window."""
+        c2w = self.window.canonical_to_window(self.avatar.pose[i])
+        return c2w, inputs.repaint_mask(inputs.project(self.avatar.lower_face, c2w), self.size)
+
     def cut(self, i: int) -> np.ndarray:
         return inputs.cut_window(self.source[i], self.window.to_source(self.avatar.pose[i]), self.size)
 
@@ -139,10 +135,9 @@ class AvatarPipeline:
         """Inputs of output frame t (its avatar frame by ping-pong) for mouth coefficients `coeffs`."""
         start = time.perf_counter()
         i = pingpong(t, self.avatar.n_frames)
-        c2w = self.window.canonical_to_window(self.avatar.pose[i])
+        c2w, repaint = self._geometry(i)
         win = self.cut(i)
         prompt, sketch, _ = inputs.mouth_prompt(coeffs, self.basis, self.rest, c2w, self.size)
-        repaint = inputs.repaint_mask(inputs.project(self.avatar.lower_face, c2w), self.size)
         item = {"i": i, "window": win, "paste": inputs.paste_mask(repaint),
                 "source": inputs.source_input(win, repaint, prompt, sketch)}
         self.seconds["prepare"] += time.perf_counter() - start
@@ -196,8 +191,7 @@ class AvatarPipeline:
 
     def frame_mask(self, i: int) -> np.ndarray:
         """(H, W) float paste-back mask of avatar frame i in source pixels (for seam scores)."""
-        c2w = self.window.canonical_to_window(self.avatar.pose[i])
-        alpha = inputs.paste_mask(inputs.repaint_mask(inputs.project(self.avatar.lower_face, c2w), self.size))
+        alpha = inputs.paste_mask(self._geometry(i)[1])
         w, h = self.avatar.source_size
         return cv2.warpAffine(alpha, self.window.to_source(self.avatar.pose[i]), (w, h), flags=cv2.INTER_LINEAR, borderValue=0)
 

@@ -31,7 +31,8 @@ from ..audio.model import AudioModel, AudioModelConfig
 from ..audio.inference import save_audio_model
 from ..audio.mouth import fit_basis, load_basis, mouth_deltas, save_basis
 from ..errors import DhliveError
-from .common import CsvLog, cosine_lr, pick_device, write_plot
+from ..device import pick_device
+from .common import CsvLog, cosine_lr, write_plot
 from ..formats import (AUDIO_MODEL_FILE, AUDIO_TRAIN_STATE_FORMAT, MOUTH_PCA_FILE, file_sha256, load_checkpoint,
                        save_checkpoint)
 

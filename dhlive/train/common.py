@@ -1,4 +1,4 @@
-"""Pieces every training command shares: device choice, the learning-rate schedule, the CSV
+"""Pieces every training command shares: the learning-rate schedule, the CSV
 log that survives a resume, and its loss plot."""
 
 from __future__ import annotations
@@ -9,19 +9,7 @@ import os
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from ..errors import DhliveError
-
-
-def pick_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise DhliveError(f"--device {device}: no CUDA GPU is available to this torch")
-    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
-        raise DhliveError(f"--device must be auto, cpu or cuda, not {device!r}")
-    return torch.device(device)
 
 
 def cosine_lr(step: int, base: float, warmup: int, total: int, floor: float = 0.02) -> float:

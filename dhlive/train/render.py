@@ -40,7 +40,8 @@ from ..render import inputs
 from ..render.checkpoint import load_renderer, save_renderer
 from ..render.model import Renderer, preset
 from ..render.references import select_references
-from .common import CsvLog, cosine_lr, pick_device, write_plot
+from ..device import pick_device
+from .common import CsvLog, cosine_lr, write_plot
 from .perceptual import STLPIPS
 
 STATE_FILE = "train_state.pt"
