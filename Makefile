@@ -19,6 +19,7 @@ bench: install
 	$(VENV)/bin/python scripts/bench_audio.py
 	$(VENV)/bin/python scripts/bench_render.py
 	$(VENV)/bin/python scripts/bench_infer.py
+	$(VENV)/bin/python scripts/bench_quality.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -246,14 +246,86 @@ def demo(out, text, work, device, quiet):
                f"({res['fps']:.1f} frames/s on {res['device']}). Play it with any video player.")
 
 
+@cli.group("eval")
+def eval_group():
+    """Measure quality without pretrained judges: JSON reports and plots (see docs/eval.md)."""
+
+
+@eval_group.command("selfreenact")
+@click.option("--avatar", "avatars", multiple=True, required=True, type=click.Path(),
+              help="Avatar folders with audio, or folders of them (several may follow one --avatar).")
+@click.option("--out", default="eval", show_default=True, type=click.Path(file_okay=False), help="Folder for the reports.")
+@click.option("--holdout", default=0.2, show_default=True, type=float, help="Last share of each avatar's frames that is scored.")
+@click.option("--drive", type=click.Choice(["audio", "real"]), default="audio", show_default=True,
+              help="audio: the audio model drives the mouth; real: the real mouth through the PCA (renderer only).")
+@_infer_options
+@click.option("--save-video", is_flag=True, help="Also write NAME.mp4: real | generated, side by side, with the audio.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def eval_selfreenact(avatars, out, holdout, drive, audio_model, renderer, device, batch, no_colour_match, save_video, quiet):
+    """Drive the held-out tail of real clips with their own audio and compare with the real frames."""
+    from .eval.selfreenact import SUMMARY_KEYS, selfreenact_all
+    from .infer import InferConfig
+
+    if batch < 1:
+        raise DhliveError("--batch must be at least 1")
+    res = selfreenact_all(avatars, out, holdout=holdout, drive=drive, audio_model=audio_model, renderer=renderer,
+                          cfg=InferConfig(batch=batch, device=device, colour_match=not no_colour_match),
+                          save_video=save_video, progress=not quiet)
+    for r in res["clips"]:
+        click.echo(f"{r['name']}: aperture r {r['aperture_r']:.3f}, articulation {r['articulation']:.2f}, lag {r['best_lag']:+d}, "
+                   f"lip distance {r['lip_distance']:.3f}, mouth PSNR {r['mouth_psnr']:.2f} dB / SSIM {r['mouth_ssim']:.3f}, "
+                   f"face SSIM {r['face_ssim']:.3f}, sharpness x{r['sharpness_ratio']:.2f}")
+    m = res["mean"]
+    click.echo(f"mean over {len(res['clips'])}: " + ", ".join(f"{k} {m[k]:.3f}" for k in SUMMARY_KEYS if m.get(k) is not None))
+    click.echo(f"reports and plots in {out}/ (summary.json)")
+
+
+@eval_group.command("video")
+@click.option("--video", "videos", multiple=True, required=True, type=click.Path(),
+              help="Generated videos, or folders of them (several may follow one --video).")
+@click.option("--audio", type=click.Path(), help="The speech they say [default: each video's own track]; a folder: NAME.* per video.")
+@click.option("--reference", type=click.Path(),
+              help="The source video (or avatar folder) they were made from: the anchor row and the seam; a folder: NAME.* per video.")
+@click.option("--out", default="eval", show_default=True, type=click.Path(file_okay=False), help="Folder for the reports.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def eval_video(videos, audio, reference, out, quiet):
+    """Score any talking-head video: silence leak, audio-video offset, jitter, seam, sharpness."""
+    from .eval.video import evaluate_videos
+
+    res = evaluate_videos(videos, out, audio=audio, reference=reference, progress=not quiet)
+    for r in res["videos"]:
+        for label, row in (("", r["generated"]), (" (reference)", r.get("reference_row"))):
+            if not row:
+                continue
+            leak = row.get("silence_leak")
+            parts = [f"face {row['face_found']:.0%}"]
+            if "av_offset_ms" in row:  # rows scored against audio
+                parts += [f"silence leak {leak:.1%}" if leak is not None and leak == leak else "silence leak n/a (no long pause)",
+                          f"offset {row['av_offset_ms']:+.0f} ms (r {row['av_sync_r']:.2f})"]
+            if "jitter" in row:
+                parts += [f"jitter {row['jitter']:.4f}"]
+            click.echo(f"{r['name']}{label}: " + ", ".join(parts))
+        seam = r.get("seam") or {}
+        if "colour_step_generated" in seam:
+            click.echo(f"{r['name']}: seam colour step {seam['colour_step_generated']:.2f} (reference {seam['colour_step_reference']:.2f}), "
+                       f"gradient {seam['gradient_generated']:.2f} (reference {seam['gradient_reference']:.2f})")
+        if "sharpness_ratio" in r:
+            click.echo(f"{r['name']}: mouth sharpness x{r['sharpness_ratio']:.2f} of the reference")
+        for note in r.get("notes", []):
+            click.echo(f"note: {r['name']}: {note}", err=True)
+    click.echo(f"reports and plots in {out}/ (summary.json)")
+
+
 # options that take several values: `--avatars a b c` is read as `--avatars a --avatars b ...`
 _MULTI_VALUE = ("--avatars", "--eval-avatars")
+_MULTI_VALUE_EVAL = ("--avatar", "--video")  # several under `dhlive eval`, one everywhere else
 
 
 def _spread_multi_values(argv: list[str]) -> list[str]:
     out, current = [], None
+    multi = _MULTI_VALUE + (_MULTI_VALUE_EVAL if argv[:1] == ["eval"] else ())
     for tok in argv:
-        if tok in _MULTI_VALUE:
+        if tok in multi:
             current = tok
             out.append(tok)
         elif current and not tok.startswith("-") and out[-1] != current:

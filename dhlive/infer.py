@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import queue
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -66,37 +65,25 @@ def pingpong(t: int, n: int) -> int:
     return k if k < n else period - k
 
 
-class SourceFrames:
-    """The avatar's upright source frames, decoded once into a temporary memory map."""
+class SourceFrames(media.FrameStore):
+    """The avatar's upright source frames, decoded once into a temporary file."""
 
     def __init__(self, avatar):
         w, h = avatar.source_size
-        self.dir = tempfile.TemporaryDirectory(prefix="dhlive-frames-")
-        self.frames = np.lib.format.open_memmap(Path(self.dir.name) / "frames.npy", "w+", np.uint8,
-                                                (avatar.n_frames, h, w, 3))
-        n = 0
-        for frame in media.iter_frames(avatar.source_video_path, avatar.fps):
-            if n == avatar.n_frames:
-                break
-            if frame.shape[:2] != (h, w):
-                frame = frame[:h, :w]
-            self.frames[n] = frame
-            n += 1
-        if n < avatar.n_frames:
-            raise DhliveError(f"{avatar.source_video_path}: has {n} frames, the avatar {avatar.n_frames} (avatar folder incomplete?)")
-
-    def __getitem__(self, i):
-        return self.frames[i]
-
-    def close(self):
-        del self.frames
-        self.dir.cleanup()
+        super().__init__(avatar.source_video_path, avatar.fps, limit=avatar.n_frames, size=(w, h))
+        if len(self) < avatar.n_frames or self.frames.shape[1:3] != (h, w):
+            found = len(self)
+            self.close()
+            raise DhliveError(f"{avatar.source_video_path}: has {found} frames of its size, the avatar {avatar.n_frames} "
+                              f"(avatar folder incomplete?)")
 
 
 class AvatarPipeline:
     """One avatar with a renderer and a mouth PCA: mouth coefficients in, finished frames out."""
 
-    def __init__(self, avatar_dir, renderer_path, basis, cfg: InferConfig):
+    def __init__(self, avatar_dir, renderer_path, basis, cfg: InferConfig, reference_frames=None):
+        """`reference_frames`: the avatar frames references may be taken from [default: all];
+        evaluation keeps its held-out frames out of them."""
         self.avatar = load_avatar(avatar_dir)
         if abs(self.avatar.fps - FPS) > 1e-6:
             raise DhliveError(f"{avatar_dir}: prepared at {self.avatar.fps:g} fps; the audio model needs {FPS} (prepare it again with --fps {FPS})")
@@ -111,12 +98,15 @@ class AvatarPipeline:
         self.rest = avatar_rest(self.avatar)
         self.window = inputs.face_window(self.avatar.lower_face, self.rest.lips, self.size)
         self.source = SourceFrames(self.avatar)
-        self.reference_features = self._references(model.cfg.n_refs)
+        self.reference_features = self._references(model.cfg.n_refs, reference_frames)
         self.seconds = {"prepare": 0.0, "render": 0.0, "paste": 0.0, "encode": 0.0}  # per stage, summed over frames
 
-    def _references(self, n: int) -> torch.Tensor:
+    def _references(self, n: int, allowed=None) -> torch.Tensor:
         av = self.avatar
-        ids = select_references(aperture(lip_points(av.canonical)), av.euler, n)
+        allowed = np.arange(av.n_frames) if allowed is None else np.asarray(list(allowed), np.int64)
+        if len(allowed) == 0:
+            raise DhliveError(f"{av.root}: no frames left to take reference frames from")
+        ids = allowed[select_references(aperture(lip_points(av.canonical[allowed])), av.euler[allowed], n)]
         wins = np.stack([self.cut(i) for i in ids])
         lms = np.stack([inputs.project(av.canonical[i], self.window.canonical_to_window(av.pose[i])) for i in ids])
         refs = torch.from_numpy(inputs.reference_input(wins, lms)[None]).to(self.device)

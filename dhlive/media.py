@@ -8,6 +8,7 @@ same frames for the same file. No system ffmpeg is needed: the `av` wheel bundle
 from __future__ import annotations
 
 import os
+import tempfile
 import wave
 from dataclasses import dataclass
 from fractions import Fraction
@@ -193,6 +194,45 @@ def _resample(timed, fps: float):
     while k * step < end - 0.25 * step:
         yield pimg
         k += 1
+
+
+class FrameStore:
+    """The frames of a video (at `fps`) decoded once into a temporary file for random access,
+    so memory stays flat however long the video is. Frames keep the first frame's size, or
+    are cut to `size` (w, h): what Mp4Writer padded to even sides comes back as written."""
+
+    def __init__(self, path: str | os.PathLike, fps: float = DEFAULT_FPS, limit: int | None = None,
+                 size: tuple[int, int] | None = None):
+        self._dir = tempfile.TemporaryDirectory(prefix="dhlive-frames-")
+        raw = Path(self._dir.name) / "frames.raw"
+        n, shape = 0, None
+        try:
+            with open(raw, "wb") as f:
+                for frame in iter_frames(path, fps):
+                    if limit is not None and n == limit:
+                        break
+                    if size is not None:
+                        frame = frame[:size[1], :size[0]]
+                    if shape is None:
+                        shape = frame.shape
+                    elif frame.shape != shape:  # a stream that changes size mid-way: keep the first size
+                        frame = cv2.resize(frame, (shape[1], shape[0]), interpolation=cv2.INTER_AREA)
+                    f.write(np.ascontiguousarray(frame, np.uint8).tobytes())
+                    n += 1
+        except BaseException:
+            self._dir.cleanup()
+            raise
+        self.frames = np.memmap(raw, np.uint8, "r", shape=(n, *shape)) if n else np.zeros((0, 1, 1, 3), np.uint8)
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def __getitem__(self, i):
+        return self.frames[i]
+
+    def close(self) -> None:
+        self.frames = None
+        self._dir.cleanup()
 
 
 def iter_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> Iterator[np.ndarray]:

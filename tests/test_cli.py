@@ -7,7 +7,7 @@ from conftest import astronaut_frame, run_cli, shared, write_clip
 from dhlive import __version__, formats, media
 
 
-@pytest.mark.parametrize("args", [[], ["prepare"], ["inspect"], ["provision"]])
+@pytest.mark.parametrize("args", [[], ["prepare"], ["inspect"], ["provision"], ["eval"], ["eval", "video"], ["eval", "selfreenact"]])
 def test_help(args):
     r = run_cli(*args, "--help")
     assert r.returncode == 0 and "Usage:" in r.stdout
@@ -91,3 +91,14 @@ def test_prepare_shared_talking_clip(tmp_path):
     a = formats.load_avatar(tmp_path / "d12")
     assert abs(a.n_frames - 7.3 * 25) <= 3 and a.audio_path is not None
     assert np.abs(a.euler[:, 0]).mean() < 30
+
+
+def test_several_values_after_one_option():
+    from dhlive.cli import _spread_multi_values
+
+    assert _spread_multi_values(["distill-audio", "--avatars", "a", "b", "--out", "o"]) == [
+        "distill-audio", "--avatars", "a", "--avatars", "b", "--out", "o"]
+    assert _spread_multi_values(["eval", "video", "--video", "x.mp4", "y.mp4", "--quiet"]) == [
+        "eval", "video", "--video", "x.mp4", "--video", "y.mp4", "--quiet"]
+    # outside `dhlive eval`, --avatar takes one value: a stray word stays an error for click
+    assert _spread_multi_values(["infer", "--avatar", "a", "b"]) == ["infer", "--avatar", "a", "b"]

@@ -33,14 +33,14 @@ _FLIP = np.diag([1.0, -1.0, -1.0])  # mediapipe's OpenGL axes (y up, z to viewer
 
 
 def umeyama(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-    """Least-squares similarity dst ~ s R src + t (Umeyama 1991); R is a proper rotation."""
+    """Least-squares similarity dst ~ s R src + t (Umeyama 1991) of (N, D) points; R is a proper rotation."""
     mu_s, mu_d = src.mean(0), dst.mean(0)
     a, b = src - mu_s, dst - mu_d
     cov = b.T @ a / len(src)
     u, d, vt = np.linalg.svd(cov)
-    e = np.eye(3)
+    e = np.eye(src.shape[1])
     if np.linalg.det(u) * np.linalg.det(vt) < 0:
-        e[2, 2] = -1
+        e[-1, -1] = -1
     r = u @ e @ vt
     var = (a ** 2).sum() / len(src)
     s = float(np.trace(np.diag(d) @ e) / var)

@@ -104,3 +104,235 @@ def seam_score(frame: np.ndarray, mask: np.ndarray, radius: float = 3.0) -> dict
     grey = cv2.cvtColor(np.ascontiguousarray(frame, np.uint8), cv2.COLOR_RGB2GRAY).astype(np.float32)
     grad = np.hypot(cv2.Sobel(grey, cv2.CV_32F, 1, 0), cv2.Sobel(grey, cv2.CV_32F, 0, 1))[edge].mean() / 8
     return {"colour_step": float(step), "gradient": float(grad)}
+
+
+# --- audio, per video frame ------------------------------------------------------------------
+
+SPECTRUM_WINDOW = 1024  # samples (64 ms at 16 kHz), centred on each video frame
+VOICE_BAND = (100.0, 4000.0)  # Hz: where speech energy is, for the voice activity detector
+ENVELOPE_BAND = (800.0, 3000.0)  # Hz: the band whose level follows lip opening best (F2 region)
+ENVELOPE_RANGE_DB = 30.0  # the envelope is floored this far below its 95th percentile
+VAD_MIN_DB, VAD_SPAN_DB, VAD_FLOOR_DB = 35.0, 15.0, 10.0  # see voice_activity
+VAD_FILL, VAD_MIN_RUN = 3, 2  # frames: gaps shorter than this are speech; speech runs shorter are clicks
+TONE_PEAK_SHARE, TONE_MIN_RUN = 0.99, 5  # a steady tone: one spectral peak holds 99% of the band, 200 ms on
+
+
+def frame_spectra(audio: np.ndarray, n_frames: int, fps: float = 25.0, sample_rate: int = 16000):
+    """(n_frames, F) power spectra of Hann windows centred on each video frame, and their frequencies."""
+    a = np.asarray(audio, np.float64)
+    win = SPECTRUM_WINDOW
+    centres = ((np.arange(n_frames) + 0.5) * sample_rate / fps).astype(np.int64)
+    padded = np.pad(a, (win // 2, win // 2))
+    idx = np.clip(centres[:, None] + np.arange(win)[None], 0, len(padded) - 1)
+    power = np.abs(np.fft.rfft(padded[idx] * np.hanning(win), axis=1)) ** 2
+    return power, np.fft.rfftfreq(win, 1.0 / sample_rate)
+
+
+def band_level(power: np.ndarray, freqs: np.ndarray, band: tuple[float, float]) -> np.ndarray:
+    """Level in dB of each frame's power within [lo, hi) Hz."""
+    sel = (freqs >= band[0]) & (freqs < band[1])
+    return 10 * np.log10(power[:, sel].sum(1) + 1e-12)
+
+
+def speech_envelope(audio: np.ndarray, n_frames: int, fps: float = 25.0, sample_rate: int = 16000) -> np.ndarray:
+    """Per-frame level (dB) of the 800-3000 Hz band, floored 30 dB below its loud frames, so
+    that silence of any depth counts the same. What the mouth opening is correlated with."""
+    level = band_level(*frame_spectra(audio, n_frames, fps, sample_rate), ENVELOPE_BAND)
+    return np.maximum(level, np.percentile(level, 95) - ENVELOPE_RANGE_DB)
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """[start, stop) of each run of True."""
+    m = np.r_[False, np.asarray(mask, bool), False].astype(np.int8)
+    d = np.diff(m)
+    return list(zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1)))
+
+
+def voice_activity(audio: np.ndarray, n_frames: int, fps: float = 25.0, sample_rate: int = 16000) -> np.ndarray:
+    """(n_frames,) bool: someone is speaking at that video frame.
+
+    Energy in 100-4000 Hz against a threshold set by the recording itself: 35 dB under its
+    loud frames at most, and 10 dB over its quiet floor unless that comes within 15 dB of the
+    loud frames (a recording with no pause). Gaps under 120 ms are kept as speech (stops
+    between syllables), runs under 80 ms dropped (clicks), and a steady pure tone (one peak
+    holding 99% of the band for 200 ms or more) is not speech."""
+    power, freqs = frame_spectra(audio, n_frames, fps, sample_rate)
+    level = band_level(power, freqs, VOICE_BAND)
+    quiet, loud = np.percentile(level, 10), np.percentile(level, 98)
+    speech = level > max(loud - VAD_MIN_DB, min(quiet + VAD_FLOOR_DB, loud - VAD_SPAN_DB))
+    band = power[:, (freqs >= VOICE_BAND[0]) & (freqs < VOICE_BAND[1])]
+    peak = np.argmax(band, 1)
+    padded = np.cumsum(np.pad(band, ((0, 0), (3, 3))), 1)  # energy within +-2 bins of the peak
+    share = (np.take_along_axis(padded, peak[:, None] + 5, 1) - np.take_along_axis(padded, peak[:, None], 1))[:, 0]
+    tonal = share / np.maximum(band.sum(1), 1e-20) > TONE_PEAK_SHARE
+    for a, b in _runs(tonal):
+        if b - a >= TONE_MIN_RUN:
+            speech[a:b] = False
+    for a, b in _runs(~speech):
+        if b - a < VAD_FILL and a > 0 and b < len(speech):
+            speech[a:b] = True
+    for a, b in _runs(speech):
+        if b - a < VAD_MIN_RUN:
+            speech[a:b] = False
+    return speech
+
+
+# frames: shorter pauses are part of speaking (real speakers breathe through 0.4-0.6 s pauses
+# with the mouth open); and the time a mouth is given to close after a word or open before one
+MIN_PAUSE, PAUSE_GUARD = 15, 3
+
+
+def silence_frames(speech: np.ndarray, guard: int = PAUSE_GUARD, min_pause: int = MIN_PAUSE) -> np.ndarray:
+    """Frames of pauses of at least `min_pause` frames, `guard` frames away from any speech:
+    where a mouth should be closed (the guard leaves time to close after a word and to
+    open before one)."""
+    speech = np.asarray(speech, bool)
+    quiet = np.zeros(len(speech), bool)
+    for a, b in _runs(~speech):
+        if b - a >= min_pause:
+            quiet[a + (guard if a > 0 else 0):b - (guard if b < len(speech) else 0)] = True
+    return quiet
+
+
+MIN_OPEN_MARGIN = 0.04  # aperture: a mouth this much above its rest is open even if it barely moves (a photo)
+
+
+def open_level(aperture: np.ndarray) -> float:
+    """The aperture above which a mouth counts as open: its resting level (mean of the lowest
+    10% of frames) plus 10% of its 5-95 percentile range (as for the audio model's silence),
+    and at least MIN_OPEN_MARGIN (a still photo has no range)."""
+    ap = np.asarray(aperture, np.float64)
+    ap = ap[np.isfinite(ap)]
+    k = max(1, int(round(0.1 * len(ap))))
+    rest = float(np.sort(ap)[:k].mean())
+    return rest + max(0.1 * float(np.percentile(ap, 95) - np.percentile(ap, 5)), MIN_OPEN_MARGIN)
+
+
+def silence_leak(aperture: np.ndarray, speech: np.ndarray, threshold: float, guard: int = PAUSE_GUARD,
+                 min_pause: int = MIN_PAUSE) -> float:
+    """Share of the silent frames (see silence_frames) with the mouth open above `threshold`;
+    NaN when there is no silence to judge (or no face in it)."""
+    ap = np.asarray(aperture, np.float64)
+    quiet = silence_frames(speech, guard, min_pause) & np.isfinite(ap)
+    return float(np.mean(ap[quiet] > threshold)) if quiet.any() else float("nan")
+
+
+AV_MAX_LAG = 8  # frames (320 ms) searched either way for the audio-video offset
+
+
+def av_offset(aperture: np.ndarray, envelope: np.ndarray, max_lag: int = AV_MAX_LAG) -> tuple[int, float]:
+    """(lag, r): the shift of the mouth opening against the speech envelope that correlates
+    best; positive when the video comes late. Real speakers sit near 0 to -2 (the mouth moves
+    a little before the sound)."""
+    ap = np.asarray(aperture, np.float64)
+    ok = np.isfinite(ap)
+    ap = np.where(ok, ap, np.nanmean(ap) if ok.any() else 0.0)
+    return best_lag(ap, np.asarray(envelope, np.float64), max_lag)
+
+
+# --- landmarks (T, 478, 2..3) in pixels, NaN where no face was found --------------------------
+
+EYE_CORNERS = (33, 263)
+# Points a lip-sync system must not move: forehead, temples, eye corners, nose (pose.RIGID_POINTS).
+STABLE_POINTS = [10, 338, 297, 332, 284, 109, 67, 103, 54, 151, 9, 8, 251, 389, 356, 454, 21, 162, 127, 234,
+                 33, 133, 362, 263, 168, 6, 197, 195, 5, 4, 1, 98, 327, 129, 358]
+
+
+def eye_distance(landmarks: np.ndarray) -> np.ndarray:
+    """Outer eye-corner distance in pixels, per frame: the face's scale."""
+    lm = np.asarray(landmarks, np.float64)
+    return np.linalg.norm(lm[..., EYE_CORNERS[0], :2] - lm[..., EYE_CORNERS[1], :2], axis=-1)
+
+
+def similarity_2d(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """Least-squares 2-D similarity dst ~ s R src + t (Umeyama)."""
+    from ..data.pose import umeyama
+
+    return umeyama(np.asarray(src, np.float64), np.asarray(dst, np.float64))
+
+
+def lip_distance(gen: np.ndarray, real: np.ndarray, lips: list[int]) -> np.ndarray:
+    """Per frame: mean distance of the lip points after aligning the generated face onto the
+    real one by a similarity fitted on the stable points (head pose removed), in units of
+    the real face's eye-corner distance. NaN where either face is missing."""
+    out = np.full(len(gen), np.nan)
+    for i, (g, r) in enumerate(zip(np.asarray(gen, np.float64), np.asarray(real, np.float64))):
+        if not (np.isfinite(g).all() and np.isfinite(r).all()):
+            continue
+        s, rot, t = similarity_2d(g[STABLE_POINTS, :2], r[STABLE_POINTS, :2])
+        moved = s * g[lips, :2] @ rot.T + t
+        out[i] = np.linalg.norm(moved - r[lips, :2], axis=-1).mean() / max(float(eye_distance(r)), 1e-6)
+    return out
+
+
+def landmark_jitter(landmarks: np.ndarray, points: list[int]) -> float:
+    """Jitter (mean second difference over time) of some points, in eye-corner distances per
+    frame, over the runs of frames with a face."""
+    lm = np.asarray(landmarks, np.float64)
+    ok = np.isfinite(lm.reshape(len(lm), -1)).all(1)
+    scale = np.nanmedian(eye_distance(lm[ok])) if ok.any() else np.nan
+    vals, weights = [], []
+    for a, b in _runs(ok):
+        if b - a >= 3:
+            vals.append(jitter(lm[a:b][:, points, :2]))
+            weights.append(b - a - 2)
+    return float(np.average(vals, weights=weights) / scale) if vals else float("nan")
+
+
+# --- image regions ------------------------------------------------------------------------
+
+MOUTH_CROP = 0.9  # side of the mouth crop, in eye-corner distances, centred on the lips
+
+
+def mouth_square(landmarks: np.ndarray, lips: list[int]) -> tuple[float, float, float]:
+    """(x0, y0, side) of the square mouth crop of one face."""
+    lm = np.asarray(landmarks, np.float64)
+    cx, cy = lm[lips, :2].mean(0)
+    side = MOUTH_CROP * float(eye_distance(lm))
+    return cx - side / 2, cy - side / 2, side
+
+
+def face_square(landmarks: np.ndarray) -> tuple[float, float, float]:
+    """(x0, y0, side) of the square around all the face's landmarks."""
+    lm = np.asarray(landmarks, np.float64)[:, :2]
+    (x0, y0), (x1, y1) = lm.min(0), lm.max(0)
+    side = max(x1 - x0, y1 - y0)
+    return (x0 + x1 - side) / 2, (y0 + y1 - side) / 2, side
+
+
+def crop_square(image: np.ndarray, box: tuple[float, float, float], size: int) -> np.ndarray:
+    """The square box of an image resampled to size x size (edges replicated outside the image)."""
+    import cv2
+
+    x0, y0, side = box
+    s = size / max(side, 1e-6)
+    m = np.array([[s, 0, -x0 * s], [0, s, -y0 * s]])
+    src = np.ascontiguousarray(image)
+    if s < 0.5:  # shrinking a lot: low-pass first so the crop does not alias
+        src = cv2.GaussianBlur(src, (0, 0), 0.5 / s)
+    return cv2.warpAffine(src, m, (size, size), flags=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REPLICATE)
+
+
+CHANGE_LEVEL = 6.0  # grey levels: a smoothed difference above this is a change, not codec noise
+
+
+def changed_region(generated: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """(H, W) float 0/1 mask of where a generated frame differs from the frame it was made from:
+    the largest connected area whose smoothed difference exceeds CHANGE_LEVEL, holes filled.
+    Its edge is where a paste-back seam would be. Empty if nothing changed."""
+    import cv2
+
+    diff = np.abs(np.asarray(generated, np.float32) - np.asarray(reference, np.float32)).mean(-1)
+    diff = cv2.GaussianBlur(diff, (0, 0), 2.0)
+    mask = (diff > CHANGE_LEVEL).astype(np.uint8)
+    mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((9, 9), np.uint8))
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    if n <= 1:
+        return np.zeros(mask.shape, np.float32)
+    k = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    region = (labels == k).astype(np.uint8)
+    contours, _ = cv2.findContours(region, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    filled = np.zeros_like(region)
+    cv2.drawContours(filled, contours, -1, 1, thickness=cv2.FILLED)
+    return filled.astype(np.float32)
