@@ -296,7 +296,8 @@ def infer(audio_path, avatar_dir, out_path, *, audio_model=None, renderer=None, 
         batch = cfg.batch * (4 if pipe.device.type == "cuda" else 1)
         t0 = time.perf_counter()
         bar = tqdm(total=n, desc="infer", unit="frame", disable=not progress)
-        with media.Mp4Writer(out_path, FPS, w, h, audio=audio, crf=cfg.crf) as writer:
+        track, rate = media.load_audio_native(audio_path)  # the output keeps the recording's rate and channels
+        with media.Mp4Writer(out_path, FPS, w, h, audio=track, sample_rate=rate, crf=cfg.crf) as writer:
             _run_threads(pipe, ((r.start, coeffs[r.start:r.stop]) for r in _batches(n, batch)), writer, bar)
         bar.close()
         t_video = time.perf_counter() - t0

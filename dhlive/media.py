@@ -268,6 +268,33 @@ def load_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> np.nd
     return np.concatenate(list(iter_audio(path, sample_rate)))
 
 
+def load_audio_native(path: str | os.PathLike, max_channels: int = 2) -> tuple[np.ndarray, int]:
+    """The first audio stream as it was recorded, for the output track: (C, N) float32 planar
+    at the stream's own rate, C = 1 or 2 (more channels are mixed down to stereo)."""
+    path = Path(path)
+    _check_file(path)
+    with _open(path) as c:
+        if not c.streams.audio:
+            raise DhliveError(f"{path}: has no audio stream")
+        s = c.streams.audio[0]
+        rate = int(s.rate or s.codec_context.sample_rate or SAMPLE_RATE)
+        layout = "stereo" if min(max_channels, s.channels or 1) >= 2 else "mono"
+        resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate)
+        pieces = []
+        try:
+            for frame in c.decode(s):
+                pieces += [f.to_ndarray() for f in resampler.resample(frame)]
+        except av.error.FFmpegError as e:
+            if not pieces:
+                raise DhliveError(f"{path}: cannot decode the audio ({_short(e)})") from None
+        pieces += [f.to_ndarray() for f in resampler.resample(None)]
+    channels = 2 if layout == "stereo" else 1
+    audio = np.concatenate(pieces, 1) if pieces else np.zeros((channels, 0), np.float32)
+    if audio.shape[1] == 0:
+        raise DhliveError(f"{path}: audio has no samples")
+    return np.clip(audio, -1.0, 1.0).astype(np.float32), rate
+
+
 def resample_audio(audio: np.ndarray, rate: int, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """Mono float32 audio from `rate` to `sample_rate` (ffmpeg's resampler, as load_audio uses)."""
     audio = np.ascontiguousarray(audio, np.float32).reshape(1, -1)
@@ -307,13 +334,22 @@ def check_writable(path: str | os.PathLike) -> Path:
     return path
 
 
+def _planar(audio) -> np.ndarray:
+    a = np.asarray(audio, np.float32)
+    a = a.reshape(1, -1) if a.ndim == 1 else a
+    if a.ndim != 2 or len(a) not in (1, 2):
+        raise ValueError(f"audio must be (N,) or (C, N) with 1 or 2 channels, not {a.shape}")
+    return a
+
+
 class Mp4Writer:
     """H.264 (+ optional AAC) mp4 writer; frames are RGB uint8 of one size.
 
     The file appears at `path` only when the writer closes without error; until then it
     is written under a temporary name, which is removed on failure. Odd sizes are
     padded by one edge pixel (yuv420p needs even sizes); `size` stays the caller's.
-    Audio, when given, is interleaved with the video as frames arrive.
+    Audio, when given ((N,) mono or (C, N) with C = 1 or 2, at `sample_rate`), is
+    interleaved with the video as frames arrive.
     """
 
     def __init__(self, path, fps: float, width: int, height: int, *, crf: int = 18,
@@ -337,9 +373,10 @@ class Mp4Writer:
         self.n_frames = 0
         self.audio = None  # samples not yet encoded (None: no audio track)
         if audio is not None or live_audio:
-            self.audio = np.zeros(0, np.float32) if audio is None else np.asarray(audio, np.float32).reshape(-1)
+            self.audio = np.zeros((1, 0), np.float32) if audio is None else _planar(audio)
             self.sample_rate = sample_rate
-            self.astream = self.container.add_stream("aac", rate=sample_rate, layout="mono")
+            self.layout = "stereo" if len(self.audio) == 2 else "mono"
+            self.astream = self.container.add_stream("aac", rate=sample_rate, layout=self.layout)
             self.audio_pts = 0
 
     def write(self, rgb: np.ndarray) -> None:
@@ -358,21 +395,21 @@ class Mp4Writer:
 
     def append_audio(self, samples: np.ndarray) -> None:
         """More audio for a writer opened with live_audio=True (streaming)."""
-        self.audio = np.concatenate([self.audio, np.asarray(samples, np.float32).reshape(-1)])
+        self.audio = np.concatenate([self.audio, _planar(samples)], 1)
 
     def _write_audio(self, until: int, final: bool = False) -> None:
         """Encode the pending audio up to sample `until` of the track (all of it when final)."""
         block = 1024  # AAC frame size
-        while len(self.audio):
-            n = min(block, len(self.audio))
+        while self.audio.shape[1]:
+            n = min(block, self.audio.shape[1])
             if not final and (n < block or self.audio_pts + n > until):
                 break
-            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(self.audio[None, :n]), format="flt", layout="mono")
+            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(self.audio[:, :n]), format="fltp", layout=self.layout)
             frame.sample_rate = self.sample_rate
             frame.pts = self.audio_pts
             frame.time_base = Fraction(1, self.sample_rate)
             self.container.mux(self.astream.encode(frame))
-            self.audio = self.audio[n:]
+            self.audio = self.audio[:, n:]
             self.audio_pts += n
 
     def close(self) -> None:

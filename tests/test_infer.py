@@ -185,3 +185,27 @@ def test_wrong_fps_avatar_is_refused(models, face_avatar, tmp_path, speech_wav):
     (copy / "meta.json").write_text(json.dumps(meta))
     with pytest.raises(DhliveError, match="fps"):
         infer(speech_wav, copy, tmp_path / "x.mp4", audio_model=models[0], renderer=models[1], progress=False)
+
+
+def test_infer_keeps_the_recordings_rate_and_channels(models, speech, face_avatar, tmp_path):
+    import wave
+
+    left = media.resample_audio(speech, 16000, 44100)
+    pcm = (np.stack([left, 0.5 * left], 1) * 32767).astype("<i2")
+    wav = tmp_path / "stereo44k.wav"
+    with wave.open(str(wav), "wb") as w:
+        w.setnchannels(2)
+        w.setsampwidth(2)
+        w.setframerate(44100)
+        w.writeframes(pcm.tobytes())
+    out = tmp_path / "hifi.mp4"
+    infer(wav, face_avatar, out, audio_model=models[0], renderer=models[1], progress=False, cfg=InferConfig(batch=4))
+    with av.open(str(out)) as c:
+        a = c.streams.audio[0]
+        assert a.rate == 44100 and a.channels == 2
+        assert abs(float(a.duration * a.time_base) - len(left) / 44100) < 0.1
+    track, rate = media.load_audio_native(out)
+    assert rate == 44100 and track.shape[0] == 2
+    n = min(track.shape[1], len(left)) - 4096
+    ratio = np.std(track[1, 2048:n]) / np.std(track[0, 2048:n])
+    assert 0.4 < ratio < 0.6  # the right channel is still half the left: not mixed to mono
