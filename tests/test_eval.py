@@ -129,3 +129,15 @@ def test_eval_cli_errors_are_one_line(tmp_path, speech):
     res = run_cli("eval", "selfreenact", "--avatar", tmp_path, "--out", tmp_path / "r", "--quiet")
     assert res.returncode == 1 and "neither an avatar folder nor a folder of avatars" in res.stderr
     assert not (tmp_path / "r" / "summary.json").exists()
+
+
+def test_video_mode_says_why_a_reference_of_another_size_gives_no_seam(said, tmp_path):
+    out, _ = said
+    frames = [cv2.resize(f, (f.shape[1] // 2, f.shape[0] // 2)) for f in media.iter_frames(out)][:20]
+    small = tmp_path / "small.mp4"
+    with media.Mp4Writer(small, 25, frames[0].shape[1], frames[0].shape[0]) as w:
+        for f in frames:
+            w.write(f)
+    rep = evaluate_video(out, reference=small, progress=False)
+    assert rep["seam"]["changed_frames"] == 0
+    assert any("no seam without the same frame size" in n for n in rep["notes"])

@@ -103,11 +103,12 @@ def evaluate_video(video, *, audio=None, reference=None, out_dir=None, name: str
             ref_store.close()
             raise DhliveError(f"{ref_path}: no frames")
     try:
-        sharp, kept, seams, aligned, changed = [], {}, [], 0, 0
+        sharp, kept, seams, aligned, changed, frame_size = [], {}, [], 0, 0, None
         with FaceTrack(FPS, face_model) as track:
             bar = tqdm(media.iter_frames(video, FPS), total=expected, desc=f"eval {name}", unit="frame",
                        disable=not progress, leave=False)
             for t, frame in enumerate(bar):
+                frame_size = frame.shape[:2]
                 lm = track.add(frame)
                 box = M.mouth_square(lm, LIPS) if lm is not None else None
                 crop = M.crop_square(frame, box, MOUTH_SIZE) if box is not None else None
@@ -155,6 +156,9 @@ def evaluate_video(video, *, audio=None, reference=None, out_dir=None, name: str
             report["sharpness_ratio"] = row["mouth_sharpness"] / max(ref_row["mouth_sharpness"], 1e-9)
         if ref_store is not None:
             report["seam"] = _seam_summary(seams, aligned, changed, n)
+            if ref_store.frames.shape[1:3] != frame_size:
+                notes.append(f"the reference is {ref_store.frames.shape[2]}x{ref_store.frames.shape[1]}, the video "
+                             f"{frame_size[1]}x{frame_size[0]}: no seam without the same frame size")
             if changed and aligned < 0.5 * changed:
                 notes.append(f"only {aligned} of {changed} changed frames match a reference frame "
                              "(is the reference the video these frames were made from?)")
