@@ -151,7 +151,9 @@ def eval_audio(avatars, model_dir, json_path):
               help="YAML file of training options (see configs/render_fast.yaml).")
 @click.option("--stage", type=click.Choice(["frame", "clip"]), help="frame: per-frame losses; clip: adds the temporal discriminator.")
 @click.option("--init", "init", type=click.Path(dir_okay=False), help="Start from this render_model.pt (per-avatar fine-tune).")
-@click.option("--mouth", type=click.Path(dir_okay=False), help="Mouth PCA (pca.pkl) of the audio model [default: fit one].")
+@click.option("--mouth", type=click.Path(dir_okay=False),
+              help="Mouth PCA (pca.pkl) of the audio model that will drive the renderer [default: with --init, "
+                   "checkpoints/audio/pca.pkl; else fit one].")
 @click.option("--holdout", type=float, help="Last fraction of each avatar's frames held out and scored [default: 0.2 with --init, else 0].")
 @click.option("--steps", type=int, help="Training steps.")
 @click.option("--batch", type=int, help="Frames per step.")
@@ -167,6 +169,11 @@ def train_render(avatars, out, config_path, stage, init, mouth, holdout, steps, 
 
     if holdout is None and init:
         holdout = 0.2
+    if mouth is None and init:  # a fine-tune learns the prompts the shipped audio model will send it
+        from .infer import DEFAULT_AUDIO_MODEL
+
+        shipped = DEFAULT_AUDIO_MODEL / "pca.pkl"
+        mouth = str(shipped) if shipped.is_file() else None
     cfg = load_config(config_path, TrainRenderConfig, stage=stage, holdout=holdout, steps=steps, batch=batch, seed=seed)
     res = run(list(avatars), out, cfg, init=init, mouth=mouth, resume=resume, device=device, progress=not quiet,
               stop_at=stop_at)

@@ -1,13 +1,14 @@
 """Quality report of the renderer: per-avatar fine-tune on one shared talking clip.
 
     .venv/bin/python scripts/report_render.py --base checkpoints/render_fast.pt \\
-        [--clip LivePortrait__d6] [--data ../shared/data] [--work work/report] [--json report_render.json]
+        [--clip LivePortrait__d6] [--data ../shared/data] [--work work/report] [--mouth PCA|fit] [--json report_render.json]
 
 Prepares the clip (512 px crops), holds out its last 20% of frames, scores the base model on
 them as it is (zero-shot), fine-tunes it with configs/render_finetune.yaml on the first 80%
 (`dhlive train-render --init`), and scores again: held-out frames rendered from their real
-mouths (through the mouth PCA, as in use), against the real frames: mouth-crop PSNR/SSIM,
-lower-face SSIM, mouth sharpness ratio. The side-by-side strip is WORK/finetune/eval_strip.png.
+mouths (through the shipped audio model's mouth PCA, as at inference; `--mouth fit` fits
+one on the clip instead), against the real frames: mouth-crop PSNR/SSIM, lower-face SSIM,
+mouth sharpness ratio. The side-by-side strip is WORK/finetune/eval_strip.png.
 Targets (issue 4): mouth-crop SSIM >= 0.85 and PSNR >= 28 dB after <= 30 minutes on the CPU.
 """
 
@@ -40,6 +41,8 @@ def main():
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
     ap.add_argument("--work", type=Path, default=Path("work/report"))
     ap.add_argument("--config", default=str(REPO / "configs" / "render_finetune.yaml"))
+    ap.add_argument("--mouth", default=str(REPO / "checkpoints" / "audio" / "pca.pkl"),
+                    help="mouth PCA of the prompts: the audio model's, as at inference ('fit' fits one on the clip)")
     ap.add_argument("--json", default="report_render.json")
     args = ap.parse_args()
     avatar = args.work / "avatars" / args.clip
@@ -50,7 +53,7 @@ def main():
     out = args.work / "finetune"
 
     t0 = time.time()
-    summary = train_render([avatar], out, cfg, init=args.base)
+    summary = train_render([avatar], out, cfg, init=args.base, mouth=None if args.mouth == "fit" else args.mouth)
     minutes = (time.time() - t0) / 60
 
     # the base model, untouched, on the same held-out frames through the same PCA
@@ -60,7 +63,7 @@ def main():
     frames.coeffs = basis.encode(*mouth_deltas(frames.arrays["lips"], frames.arrays["mouth_images"], frames.rest))
     zero_shot = evaluate_holdout(base, [frames], basis, torch.device("cpu"))["mean"]
 
-    report = {"dhlive": __version__, "machine": machine(), "clip": args.clip, "base": args.base,
+    report = {"dhlive": __version__, "machine": machine(), "clip": args.clip, "base": args.base, "mouth": args.mouth,
               "config": args.config, "steps": cfg.steps, "held_out_frames": int(frames.n - frames.n_train),
               "fine_tune_minutes": round(minutes, 1), "zero_shot": zero_shot, "fine_tuned": summary["eval"],
               "strip": str(out / "eval_strip.png"),

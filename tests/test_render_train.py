@@ -168,3 +168,19 @@ def test_two_process_data_parallel_training_on_cpu(pack, tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     model, info = load_renderer(tmp_path / "ddp" / "render_model.pt")
     assert info["world_size"] == 2 and info["steps"] == 2
+
+
+def test_cli_fine_tune_learns_the_shipped_audio_models_prompts(tmp_path, face_avatar):
+    """With --init and no --mouth, the prompts go through checkpoints/audio/pca.pkl: the PCA the
+    shipped audio model decodes into at inference, not one fitted on the avatar."""
+    import yaml
+
+    from dhlive.formats import file_sha256
+    from dhlive.infer import DEFAULT_AUDIO_MODEL, DEFAULT_RENDERER
+
+    cfg = tmp_path / "short.yaml"
+    cfg.write_text(yaml.safe_dump({"steps": 1, "batch": 1, "perceptual_layers": 1, "gan_start": 100}))
+    r = run_cli("train-render", "--avatars", face_avatar, "--out", tmp_path / "ft", "--init", DEFAULT_RENDERER,
+                "--config", cfg, "--device", "cpu", "--quiet")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert file_sha256(tmp_path / "ft" / "pca.pkl") == file_sha256(DEFAULT_AUDIO_MODEL / "pca.pkl")
