@@ -39,7 +39,7 @@ def motion_row(landmarks: np.ndarray, speech: np.ndarray, envelope: np.ndarray, 
     found = np.isfinite(ap)
     if not found.any():
         return {"frames": len(ap), "face_found": 0.0}
-    level = open_level_or(ap, open_at)
+    level = float(open_at) if open_at is not None else M.open_level(ap)
     quiet = M.silence_frames(speech) & found
     lag, r = M.av_offset(ap, envelope)
     row = {"frames": len(ap), "face_found": float(found.mean()), "speech_share": float(np.mean(speech)),
@@ -53,17 +53,9 @@ def motion_row(landmarks: np.ndarray, speech: np.ndarray, envelope: np.ndarray, 
     return row
 
 
-def open_level_or(ap: np.ndarray, given: float | None) -> float:
-    return float(given) if given is not None else M.open_level(ap)
-
-
 def _audio_of(path: Path) -> np.ndarray | None:
-    try:
-        return media.load_audio(path)
-    except DhliveError as e:
-        if "no audio stream" in str(e) or "is an image" in str(e):
-            return None
-        raise
+    """A video's own audio track, or None when it has none."""
+    return media.load_audio(path) if media.probe(path).has_audio else None
 
 
 def resolve_reference(reference) -> tuple[Path, np.ndarray | None, tuple[int, int] | None]:
