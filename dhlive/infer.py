@@ -284,6 +284,7 @@ def infer(audio_path, avatar_dir, out_path, *, audio_model=None, renderer=None, 
     t_start = time.perf_counter()
     media.check_writable(out_path)
     audio = media.load_audio(audio_path, SAMPLE_RATE)
+    track, rate = media.load_audio_native(audio_path)  # the output keeps the recording's rate and channels
     model, basis, renderer = load_models(audio_model, renderer)
     t0 = time.perf_counter()
     stream = MouthStream(model)
@@ -296,7 +297,6 @@ def infer(audio_path, avatar_dir, out_path, *, audio_model=None, renderer=None, 
         batch = cfg.batch * (4 if pipe.device.type == "cuda" else 1)
         t0 = time.perf_counter()
         bar = tqdm(total=n, desc="infer", unit="frame", disable=not progress)
-        track, rate = media.load_audio_native(audio_path)  # the output keeps the recording's rate and channels
         with media.Mp4Writer(out_path, FPS, w, h, audio=track, sample_rate=rate, crf=cfg.crf) as writer:
             _run_threads(pipe, ((r.start, coeffs[r.start:r.stop]) for r in _batches(n, batch)), writer, bar)
         bar.close()

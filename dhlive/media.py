@@ -235,9 +235,9 @@ class FrameStore:
         self._dir.cleanup()
 
 
-def iter_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> Iterator[np.ndarray]:
-    """Decode the first audio stream of any file progressively: mono float32 pieces at `sample_rate`."""
-    path = Path(path)
+def _decode_audio(path: Path, sample_rate: int | None, layout: str) -> Iterator[np.ndarray]:
+    """(C, n) planar float32 pieces of the first audio stream in `layout` (mono or stereo),
+    resampled to `sample_rate` (None: the stream's own rate)."""
     _check_file(path)
     if path.suffix.lower() in IMAGE_SUFFIXES:
         raise DhliveError(f"{path}: is an image, it has no audio")
@@ -245,22 +245,33 @@ def iter_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> Itera
     with _open(path) as c:
         if not c.streams.audio:
             raise DhliveError(f"{path}: has no audio stream")
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+        s = c.streams.audio[0]
+        resampler = av.AudioResampler(format="fltp", layout=layout, rate=sample_rate or _audio_rate(s))
         try:
-            for frame in c.decode(c.streams.audio[0]):
+            for frame in c.decode(s):
                 for out in resampler.resample(frame):
-                    piece = np.clip(out.to_ndarray().reshape(-1), -1.0, 1.0).astype(np.float32)
+                    piece = np.clip(out.to_ndarray(), -1.0, 1.0).astype(np.float32)
                     any_samples = any_samples or piece.size > 0
                     yield piece
         except av.error.FFmpegError as e:
             if not any_samples:
                 raise DhliveError(f"{path}: cannot decode the audio ({_short(e)})") from None
         for out in resampler.resample(None):
-            piece = np.clip(out.to_ndarray().reshape(-1), -1.0, 1.0).astype(np.float32)
+            piece = np.clip(out.to_ndarray(), -1.0, 1.0).astype(np.float32)
             any_samples = any_samples or piece.size > 0
             yield piece
     if not any_samples:
         raise DhliveError(f"{path}: audio has no samples")
+
+
+def _audio_rate(stream) -> int:
+    return int(stream.rate or stream.codec_context.sample_rate or SAMPLE_RATE)
+
+
+def iter_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> Iterator[np.ndarray]:
+    """Decode the first audio stream of any file progressively: mono float32 pieces at `sample_rate`."""
+    for piece in _decode_audio(Path(path), sample_rate, "mono"):
+        yield piece[0]
 
 
 def load_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
@@ -268,7 +279,7 @@ def load_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> np.nd
     return np.concatenate(list(iter_audio(path, sample_rate)))
 
 
-def load_audio_native(path: str | os.PathLike, max_channels: int = 2) -> tuple[np.ndarray, int]:
+def load_audio_native(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     """The first audio stream as it was recorded, for the output track: (C, N) float32 planar
     at the stream's own rate, C = 1 or 2 (more channels are mixed down to stereo)."""
     path = Path(path)
@@ -277,22 +288,8 @@ def load_audio_native(path: str | os.PathLike, max_channels: int = 2) -> tuple[n
         if not c.streams.audio:
             raise DhliveError(f"{path}: has no audio stream")
         s = c.streams.audio[0]
-        rate = int(s.rate or s.codec_context.sample_rate or SAMPLE_RATE)
-        layout = "stereo" if min(max_channels, s.channels or 1) >= 2 else "mono"
-        resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate)
-        pieces = []
-        try:
-            for frame in c.decode(s):
-                pieces += [f.to_ndarray() for f in resampler.resample(frame)]
-        except av.error.FFmpegError as e:
-            if not pieces:
-                raise DhliveError(f"{path}: cannot decode the audio ({_short(e)})") from None
-        pieces += [f.to_ndarray() for f in resampler.resample(None)]
-    channels = 2 if layout == "stereo" else 1
-    audio = np.concatenate(pieces, 1) if pieces else np.zeros((channels, 0), np.float32)
-    if audio.shape[1] == 0:
-        raise DhliveError(f"{path}: audio has no samples")
-    return np.clip(audio, -1.0, 1.0).astype(np.float32), rate
+        rate, layout = _audio_rate(s), "stereo" if (s.channels or 1) >= 2 else "mono"
+    return np.concatenate(list(_decode_audio(path, rate, layout)), 1), rate
 
 
 def resample_audio(audio: np.ndarray, rate: int, sample_rate: int = SAMPLE_RATE) -> np.ndarray:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..data.pose import EYE_OUTER, RIGID_POINTS, umeyama
 
 def pearson(a: np.ndarray, b: np.ndarray) -> float:
     """Pearson correlation; 0 when either series is constant."""
@@ -232,23 +233,16 @@ def av_offset(aperture: np.ndarray, envelope: np.ndarray, max_lag: int = AV_MAX_
 
 # --- landmarks (T, 478, 2..3) in pixels, NaN where no face was found --------------------------
 
-EYE_CORNERS = (33, 263)
-# Points a lip-sync system must not move: forehead, temples, eye corners, nose (pose.RIGID_POINTS).
-STABLE_POINTS = [10, 338, 297, 332, 284, 109, 67, 103, 54, 151, 9, 8, 251, 389, 356, 454, 21, 162, 127, 234,
-                 33, 133, 362, 263, 168, 6, 197, 195, 5, 4, 1, 98, 327, 129, 358]
+# Points a lip-sync system must not move: the head pose's rigid points (forehead, temples,
+# eye corners, nose); the outer eye corners give the face's scale.
+STABLE_POINTS = RIGID_POINTS.tolist()
+EYE_CORNERS = EYE_OUTER
 
 
 def eye_distance(landmarks: np.ndarray) -> np.ndarray:
     """Outer eye-corner distance in pixels, per frame: the face's scale."""
     lm = np.asarray(landmarks, np.float64)
     return np.linalg.norm(lm[..., EYE_CORNERS[0], :2] - lm[..., EYE_CORNERS[1], :2], axis=-1)
-
-
-def similarity_2d(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-    """Least-squares 2-D similarity dst ~ s R src + t (Umeyama)."""
-    from ..data.pose import umeyama
-
-    return umeyama(np.asarray(src, np.float64), np.asarray(dst, np.float64))
 
 
 def lip_distance(gen: np.ndarray, real: np.ndarray, lips: list[int]) -> np.ndarray:
@@ -259,7 +253,7 @@ def lip_distance(gen: np.ndarray, real: np.ndarray, lips: list[int]) -> np.ndarr
     for i, (g, r) in enumerate(zip(np.asarray(gen, np.float64), np.asarray(real, np.float64))):
         if not (np.isfinite(g).all() and np.isfinite(r).all()):
             continue
-        s, rot, t = similarity_2d(g[STABLE_POINTS, :2], r[STABLE_POINTS, :2])
+        s, rot, t = umeyama(g[STABLE_POINTS, :2], r[STABLE_POINTS, :2])  # 2-D similarity
         moved = s * g[lips, :2] @ rot.T + t
         out[i] = np.linalg.norm(moved - r[lips, :2], axis=-1).mean() / max(float(eye_distance(r)), 1e-6)
     return out

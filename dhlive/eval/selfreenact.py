@@ -60,7 +60,7 @@ def selfreenact(avatar_dir, *, holdout: float = 0.2, drive: str = "audio", audio
                           f"(at least {MIN_HELD_OUT} needed) and {n - k} to take references from")
     held = np.arange(n - k, n)
     source_index = np.asarray(avatar.meta.get("source_index", range(n)), np.int64)[held]
-    timeline = max(int(np.ceil(len(clip.audio) / (SAMPLE_RATE / FPS))), int(source_index.max()) + 1)
+    timeline = max(clip.n_timeline, int(source_index.max()) + 1)
 
     pipe = AvatarPipeline(avatar_dir, renderer_path, basis, cfg, reference_frames=range(n - k))
     try:
