@@ -8,7 +8,9 @@
     -> pasted back through the feathered lower-face mask -> H.264 + AAC mp4
 
 Frames are cut, rendered and pasted in batches on three threads (cut | render | paste +
-encode), with bounded queues, so memory stays flat for any length of audio. The source
+encode), with bounded queues, so memory stays flat for any length of audio. On a machine
+with more cores, a batch's frames are cut and pasted by a few workers each (OpenCV and
+numpy release the GIL), so a GPU is not left waiting on one CPU thread. The source
 frames of the avatar are decoded once into a temporary memory-mapped file, for the
 backward half of the loop.
 """
@@ -19,6 +21,7 @@ import os
 import queue
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,6 +56,18 @@ class InferConfig:
     colour_match: bool = True  # match the generated region's colour to the frame at the mask edge
     crf: int = 18  # H.264 quality (lower is better, larger)
     threads: int = 0  # torch CPU threads (0: all cores)
+    workers: int = 0  # threads cutting and pasting frames, each (0: from the cores; 1 on 2 cores)
+
+
+def cut_paste_workers(cfg: InferConfig, device: torch.device) -> int:
+    """Threads cutting, and threads pasting, frames. On 2 cores one of each keeps the renderer
+    busy; more would only take cores from it. Beside a GPU they are the bottleneck: up to 4
+    each (more were slower on a 16-core H100 machine, docs/render.md). On a many-core CPU the
+    renderer keeps most cores."""
+    if cfg.workers:
+        return cfg.workers
+    cores = os.cpu_count() or 2
+    return max(1, min(4, (cores - 2) // 2)) if device.type == "cuda" else max(1, cores // 8)
 
 
 def pingpong(t: int, n: int) -> int:
@@ -89,8 +104,11 @@ class AvatarPipeline:
             raise DhliveError(f"{avatar_dir}: prepared at {self.avatar.fps:g} fps; the audio model needs {FPS} (prepare it again with --fps {FPS})")
         self.cfg = cfg
         self.device = pick_device(cfg.device)
+        self.workers = cut_paste_workers(cfg, self.device)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
+        elif self.device.type == "cpu" and self.workers > 1:  # leave the cut and paste workers their cores
+            torch.set_num_threads(max(2, (os.cpu_count() or 2) - 2 * self.workers))
         model, _ = load_renderer(renderer_path)
         self.model = fuse_for_inference(model).to(self.device)
         self.size = model.cfg.resolution
@@ -100,6 +118,11 @@ class AvatarPipeline:
         self.source = SourceFrames(self.avatar)
         self.reference_features = self._references(model.cfg.n_refs, reference_frames)
         self.seconds = {"prepare": 0.0, "render": 0.0, "paste": 0.0, "encode": 0.0}  # per stage, summed over frames
+        self._seconds_lock = threading.Lock()  # workers add to it concurrently
+
+    def _spent(self, stage: str, start: float) -> None:
+        with self._seconds_lock:
+            self.seconds[stage] += time.perf_counter() - start
 
     def _references(self, n: int, allowed=None) -> torch.Tensor:
         av = self.avatar
@@ -130,7 +153,7 @@ class AvatarPipeline:
         prompt, sketch, _ = inputs.mouth_prompt(coeffs, self.basis, self.rest, c2w, self.size)
         item = {"i": i, "window": win, "paste": inputs.paste_mask(repaint),
                 "source": inputs.source_input(win, repaint, prompt, sketch)}
-        self.seconds["prepare"] += time.perf_counter() - start
+        self._spent("prepare", start)
         return item
 
     @torch.inference_mode()
@@ -143,7 +166,7 @@ class AvatarPipeline:
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
             out = torch.cat([self.model(x[k:k + step], self.reference_features) for k in range(0, len(x), step)])
         out = (out.float().clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy() * 255 + 0.5).astype(np.uint8)
-        self.seconds["render"] += time.perf_counter() - start
+        self._spent("render", start)
         return out
 
     def paste(self, item: dict, generated: np.ndarray) -> np.ndarray:
@@ -152,12 +175,12 @@ class AvatarPipeline:
         try:
             return self._paste(item, generated)
         finally:
-            self.seconds["paste"] += time.perf_counter() - start
+            self._spent("paste", start)
 
     def write(self, writer, frame: np.ndarray) -> None:
         start = time.perf_counter()
         writer.write(frame)
-        self.seconds["encode"] += time.perf_counter() - start
+        self._spent("encode", start)
 
     def _paste(self, item: dict, generated: np.ndarray) -> np.ndarray:
         frame = np.array(self.source[item["i"]])
@@ -195,15 +218,16 @@ def colour_match(generated: np.ndarray, window: np.ndarray, alpha: np.ndarray) -
     field (not one global offset), so light falling across the face is followed too. The
     field is smooth, so it is computed at a quarter of the resolution."""
     band = ((alpha > 0.02) & (alpha < 0.9)).astype(np.float32)
-    if band.sum() < 16:
-        return generated
     size = generated.shape[1], generated.shape[0]
     small = (max(8, size[0] // 4), max(8, size[1] // 4))
+    band_s = cv2.resize(band, small, interpolation=cv2.INTER_AREA)
+    if band_s.sum() * (size[0] * size[1]) / (small[0] * small[1]) < 16:
+        return generated
     sigma = small[1] / 12
-    diff = (window - generated) * band[..., None]
-    mean = diff.sum((0, 1)) / band.sum()
-    diff_s = cv2.GaussianBlur(cv2.resize(diff, small, interpolation=cv2.INTER_AREA), (0, 0), sigma)
-    weight_s = cv2.GaussianBlur(cv2.resize(band, small, interpolation=cv2.INTER_AREA), (0, 0), sigma)[..., None]
+    diff_s = cv2.resize((window - generated) * band[..., None], small, interpolation=cv2.INTER_AREA)
+    mean = diff_s.sum((0, 1)) / band_s.sum()  # the band's mean offset: area averages keep it, at 1/16 of the cost
+    diff_s = cv2.GaussianBlur(diff_s, (0, 0), sigma)
+    weight_s = cv2.GaussianBlur(band_s, (0, 0), sigma)[..., None]
     # where the band is far away, fall back to the band's mean offset
     field = (diff_s + mean * 1e-2) / (weight_s + 1e-2)
     return generated + cv2.resize(field, size, interpolation=cv2.INTER_LINEAR)
@@ -215,17 +239,26 @@ def _batches(n: int, size: int):
 
 
 def _run_threads(pipe: AvatarPipeline, coeffs_iter, writer, progress=None, on_frame=None):
-    """cut/prompt (thread) -> render (this thread) -> paste + encode (thread), bounded queues.
+    """cut/prompt (thread) -> render (this thread) -> paste + encode (thread), bounded queues;
+    cutting and pasting each spread over cut_paste_workers() threads, frame order kept.
 
     coeffs_iter yields (t0, coeffs (B,k)) batches in order; on_frame(t) is called once frame t
     is encoded."""
     prepared, rendered = queue.Queue(maxsize=3), queue.Queue(maxsize=3)
     errors = []
+    workers = pipe.workers
+    cut_pool, paste_pool = (ThreadPoolExecutor(workers) if workers > 1 else None for _ in range(2))
+    cv_threads = cv2.getNumThreads()
+    if workers > 1:  # parallel over frames instead of inside each OpenCV call: no oversubscribed cores
+        cv2.setNumThreads(1)
+
+    def each(pool, fn, *args):
+        return list(pool.map(fn, *args) if pool else map(fn, *args))
 
     def cutter():
         try:
             for t0, coeffs in coeffs_iter:
-                prepared.put([pipe.prepare(t0 + j, c) for j, c in enumerate(coeffs)])
+                prepared.put(each(cut_pool, pipe.prepare, range(t0, t0 + len(coeffs)), coeffs))
         except BaseException as e:  # surfaced in the main thread
             errors.append(e)
         prepared.put(None)
@@ -238,8 +271,8 @@ def _run_threads(pipe: AvatarPipeline, coeffs_iter, writer, progress=None, on_fr
             items, gens = job
             try:
                 if not errors:
-                    for it, g in zip(items, gens):
-                        pipe.write(writer, pipe.paste(it, g))
+                    for frame in each(paste_pool, pipe.paste, items, gens):
+                        pipe.write(writer, frame)
                         if on_frame:
                             on_frame()
                         if progress is not None:
@@ -260,6 +293,10 @@ def _run_threads(pipe: AvatarPipeline, coeffs_iter, writer, progress=None, on_fr
         rendered.put(None)
         for th in threads:
             th.join(timeout=60)
+        for pool in (cut_pool, paste_pool):
+            if pool:
+                pool.shutdown(cancel_futures=True)
+        cv2.setNumThreads(cv_threads)
     if errors:
         raise errors[0]
 

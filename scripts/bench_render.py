@@ -4,7 +4,8 @@ next to a reference network of DH_live's size (36 GMAC per frame), measured in t
     .venv/bin/python scripts/bench_render.py [--threads 2] [--json bench_render.json] [--repeats 20]
 
 CPU: batch 1 (what streaming needs) and batch 8, on --threads threads (2 = this project's
-CPU target). CUDA, when a GPU is visible: batch 1 and batch 32, fp32 and bf16 autocast.
+CPU target). CUDA, when a GPU is visible: batch 1, 32 and 128, fp32 and bf16 autocast, channels_last
+or not (CUDA_RUNS).
 Reference features are cached and BatchNorm folded into the convolutions, as inference
 runs the renderer (the reference network gets no such help).
 Target (issue 4): `fast` >= 10x the reference network's throughput on the 2-core CPU.
@@ -32,6 +33,9 @@ from dhlive.render.model import (REFERENCE_CHANNELS, SOURCE_CHANNELS, Renderer, 
 from benchlib import machine
 
 RESOLUTION = 256
+# (batch, dtype, memory layout) timed on CUDA: batch 1 is streaming, 32 is what `infer` sends
+CUDA_RUNS = [(1, "fp32", ""), (1, "bf16", ""), (32, "fp32", ""), (32, "bf16", ""), (32, "bf16", "_channels_last"),
+             (128, "bf16", ""), (128, "bf16", "_channels_last")]
 
 
 def conv(cin, cout, stride=1):
@@ -120,14 +124,16 @@ def main():
         for name, (model, feats, cin, _) in nets.items():
             model.cuda()
             f = feats.cuda()
-            for batch in (1, 32):
-                src = torch.rand(batch, cin, RESOLUTION, RESOLUTION, device="cuda")
-                for dtype in ("fp32", "bf16"):
-                    def run():
-                        with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=dtype == "bf16"):
-                            model(src, f)
-                    ms = time_ms(run, args.repeats, torch.cuda.synchronize)
-                    report["networks"][name][f"cuda_{dtype}_ms_per_frame_batch{batch}"] = round(ms / batch, 3)
+            for batch, dtype, layout in CUDA_RUNS:
+                fmt = torch.channels_last if layout == "_channels_last" else torch.contiguous_format
+                model.to(memory_format=fmt)
+                src = torch.rand(batch, cin, RESOLUTION, RESOLUTION, device="cuda").to(memory_format=fmt)
+
+                def run():
+                    with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=dtype == "bf16"):
+                        model(src, f)
+                ms = time_ms(run, args.repeats, torch.cuda.synchronize)
+                report["networks"][name][f"cuda_{dtype}{layout}_ms_per_frame_batch{batch}"] = round(ms / batch, 3)
             print(name, {k: v for k, v in report["networks"][name].items() if k.startswith("cuda")}, flush=True)
     fast = report["networks"]["fast"]
     report["target"] = {"fast_speedup_vs_reference": ">= 10", "measured": fast["cpu_speedup_vs_reference"],

@@ -117,6 +117,17 @@ def test_stream_matches_infer(rendered, models, speech_wav, face_avatar, tmp_pat
     assert res["latency_ms"]["max"] > 0 and res["lookahead_ms"] == 160
 
 
+def test_cut_and_paste_workers_keep_frame_order(rendered, models, speech_wav, face_avatar, tmp_path):
+    # what a many-core GPU machine does (several threads cut and paste each batch) must give the
+    # same video as the single cutter and paster of a 2-core machine
+    out, _ = rendered
+    res = infer(speech_wav, face_avatar, tmp_path / "workers.mp4", audio_model=models[0], renderer=models[1],
+                progress=False, cfg=InferConfig(batch=4, workers=3))
+    a, b = decode(out), decode(tmp_path / "workers.mp4")
+    assert a.shape == b.shape and res["frames"] == len(a)
+    assert np.array_equal(a, b)
+
+
 def test_stream_raw_frames_from_stdin_pcm(models, speech, face_avatar):
     pcm = (np.clip(speech, -1, 1) * 32767).astype("<i2").tobytes()
     r = subprocess.run([sys.executable, "-m", "dhlive.cli", "stream", "--audio", "-", "--avatar", str(face_avatar),

@@ -110,9 +110,9 @@ def paste_mask(repaint: np.ndarray) -> np.ndarray:
     blacked out) ever changes."""
     size = repaint.shape[0]
     r = max(1, int(round(FEATHER * size)))
-    inside = (repaint > 0).astype(np.float32)
+    inside = (repaint > 0).astype(np.uint8)  # eroded as bytes: several times faster than as floats, same result
     core = cv2.erode(inside, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
-    return (cv2.GaussianBlur(core, (0, 0), r / 3) * inside).astype(np.float32)
+    return cv2.GaussianBlur(core.astype(np.float32), (0, 0), r / 3) * inside
 
 
 def mouth_box(lips_window: np.ndarray, size: int) -> tuple[int, int, int]:
@@ -169,10 +169,12 @@ def mouth_prompt(coeffs: np.ndarray, basis: MouthBasis, rest: MouthRest, canonic
 def source_input(window_rgb: np.ndarray, repaint: np.ndarray, prompt: np.ndarray, sketch: np.ndarray) -> np.ndarray:
     """(SOURCE_CHANNELS, R, R) float32: the window (uint8 RGB) with the repaint region
     blacked out, the mouth prompt and the lip sketch."""
-    masked = window_rgb.astype(np.float32) / 255.0 * (1.0 - (repaint > 0)[..., None])
-    x = np.concatenate([masked, prompt, sketch[..., None]], -1).transpose(2, 0, 1)
-    assert x.shape[0] == SOURCE_CHANNELS
-    return np.ascontiguousarray(x, np.float32)
+    x = np.empty((SOURCE_CHANNELS, *repaint.shape), np.float32)  # filled in place: this runs per frame
+    np.multiply(window_rgb.transpose(2, 0, 1), repaint <= 0, out=x[:3])
+    x[:3] /= 255.0
+    x[3:6] = prompt.transpose(2, 0, 1)
+    x[6] = sketch
+    return x
 
 
 def reference_input(windows_rgb: np.ndarray, landmarks_window: np.ndarray) -> np.ndarray:
