@@ -92,6 +92,24 @@ def test_training_steps_lower_the_loss(pack):
     assert after < 0.6 * before, (before, after)
 
 
+def test_prefetched_batches_equal_the_steps_own(pack):
+    # the GPU path builds batches ahead on threads; they must be the very batches of their steps
+    cfg = T.check_config(T.TrainRenderConfig(**{**TINY, "batch": 3, "holdout": 0.0}))
+    frames, _ = T.load_frames(pack, 0.0, 5, 128)
+    from dhlive.audio.mouth import fit_basis, mouth_deltas
+
+    d = mouth_deltas(frames.arrays["lips"], frames.arrays["mouth_images"], frames.rest)
+    basis = fit_basis(*d, "lips+pixels", n_coeffs=4)
+    frames.coeffs = basis.encode(*d)
+    batches = T.Batches([frames], basis, cfg)
+    ahead = list(batches.prefetch(5, 12, workers=3))
+    assert len(ahead) == 7 and len(list(batches.prefetch(5, 6, workers=3))) == 1
+    for step, b in zip(range(5, 12), ahead):
+        own = batches.batch(step)
+        assert all(torch.equal(b[k], own[k]) for k in own)
+    assert not torch.equal(ahead[0]["source"], ahead[1]["source"])
+
+
 def test_train_resume_checkpoint_and_holdout_report(pack, tmp_path):
     cfg = T.TrainRenderConfig(**TINY, steps=4)
     whole = T.train_render([pack], tmp_path / "whole", cfg, progress=False)

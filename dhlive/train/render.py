@@ -222,6 +222,34 @@ class Batches:
                 which.append(k)
         return collate(items, which, self.avatars)
 
+    def prefetch(self, start: int, end: int, workers: int, pin: bool = False):
+        """Batches of steps start..end-1 in order, built `workers` at a time on threads (the prompts
+        are drawn with numpy and OpenCV, which release the GIL) while the device computes; 0
+        workers builds each in the loop. A batch depends on its step alone, so the result is the same."""
+        def build(step):
+            b = self.batch(step)
+            return {k: v.pin_memory() for k, v in b.items()} if pin else b
+
+        if workers < 1:
+            for step in range(start, end):
+                yield build(step)
+            return
+        from collections import deque
+        from concurrent.futures import ThreadPoolExecutor
+
+        cv_threads = cv2.getNumThreads()
+        cv2.setNumThreads(1)  # parallel over samples instead of inside each OpenCV call
+        try:
+            with ThreadPoolExecutor(workers) as pool:
+                ahead = deque(pool.submit(build, s) for s in range(start, min(end, start + 2 * workers)))
+                for step in range(start + len(ahead), end + len(ahead)):
+                    b = ahead.popleft().result()
+                    if step < end:
+                        ahead.append(pool.submit(build, step))
+                    yield b
+        finally:
+            cv2.setNumThreads(cv_threads)
+
 
 def collate(items: list[dict], which: list[int], avatars: list[AvatarFrames]) -> dict:
     used = sorted(set(which))
@@ -457,6 +485,9 @@ def train_render(avatars: list, out: str | os.PathLike, cfg: TrainRenderConfig |
     t0 = time.time()
     sums, n_sum = np.zeros(5), 0
     end = cfg.steps if stop_at is None else max(start, min(cfg.steps, stop_at))
+    # beside a GPU, building batches on the CPU is the bottleneck; on a CPU it would take cores from the step
+    loader_workers = min(6, max(1, (os.cpu_count() or 2) // max(world, 1) - 2)) if dev.type == "cuda" else 0
+    upcoming = batches.prefetch(start, end, loader_workers, pin=dev.type == "cuda")
     t = batches.t
     bar = tqdm(range(start, end), desc=f"train-render ({cfg.stage})", initial=start, total=cfg.steps, disable=not progress)
     for step in bar:
@@ -464,7 +495,7 @@ def train_render(avatars: list, out: str | os.PathLike, cfg: TrainRenderConfig |
         for g in opt_g.param_groups:
             g["lr"] = lr
         torch.manual_seed(cfg.seed * 1_000_003 + step)
-        b = {k: v.to(dev, non_blocking=True) for k, v in batches.batch(step).items()}
+        b = {k: v.to(dev, non_blocking=True) for k, v in next(upcoming).items()}
         gan = step >= cfg.gan_start and (cfg.adv_weight or cfg.mouth_adv_weight or (t > 1 and cfg.temporal_weight))
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
             gen = g_run(b["source"], b["references"], b["reference_index"])
