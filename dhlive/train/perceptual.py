@@ -12,6 +12,7 @@ differences weighted per channel by learned non-negative weights, averaged.
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 import torch
@@ -19,21 +20,70 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import DhliveError
-from ..formats import file_sha256
+from ..formats import atomic_write_bytes, file_sha256
 
 WEIGHTS_PACKAGE = "stlpips-pytorch==0.0.2"
 WEIGHTS_FILE = "weights/vST0.0/vgg_shift_tolerant.pth"
 WEIGHTS_SHA256 = "44597da68f49c1837c100ff52299050f274d102eb102e5837178c79be6f0e250"
 # VGG16 blocks: (number of 3x3 convolutions, channels); a blur-pool precedes every block but the first
 VGG_BLOCKS = [(2, 64), (2, 128), (3, 256), (3, 512), (3, 512)]
+# The first blocks' tensors alone (3 blocks: 7 MB of the 59), for a machine that cannot receive
+# the wheel (a lent GPU gets 64 MiB per call). Never shipped: made from the installed wheel.
+SUBSET_FORMAT = "dhlive-stlpips-subset"
+WEIGHTS_ENV = "DHLIVE_STLPIPS_WEIGHTS"  # a subset (or the original file) to read instead of the wheel's
 
 
 def weights_path() -> Path:
+    if os.environ.get(WEIGHTS_ENV):
+        return Path(os.environ[WEIGHTS_ENV])
     spec = importlib.util.find_spec("stlpips_pytorch")
     if spec is None or not spec.submodule_search_locations:
         raise DhliveError(f"the perceptual loss needs the weights in {WEIGHTS_PACKAGE}: "
                           f"pip install --no-deps {WEIGHTS_PACKAGE} (scripts/install.sh does)")
     return Path(list(spec.submodule_search_locations)[0]) / WEIGHTS_FILE
+
+
+def _layer_keys(layers: int) -> list[str]:
+    """Names of the original network's tensors the first `layers` blocks use."""
+    keys, index = [], 0
+    for b, (n_conv, _) in enumerate(VGG_BLOCKS[:layers]):
+        index += 2 if b > 0 else 0
+        for _ in range(n_conv):
+            keys += [f"net.slice{b + 1}.{index}.weight", f"net.slice{b + 1}.{index}.bias"]
+            index += 2
+        keys.append(f"lin{b}.model.1.weight")
+    return keys
+
+
+def load_weights(path: Path, layers: int) -> dict:
+    """The tensors of the first `layers` blocks, from the wheel's file (verified by sha256) or
+    from a subset exported from it (weights only, tagged with that file's sha256)."""
+    if not path.is_file():
+        raise DhliveError(f"{path}: missing; reinstall {WEIGHTS_PACKAGE}")
+    if file_sha256(path) == WEIGHTS_SHA256:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        sub = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # any unreadable file is the one error below
+        sub = None
+    if not (isinstance(sub, dict) and sub.get("format") == SUBSET_FORMAT and sub.get("source_sha256") == WEIGHTS_SHA256):
+        raise DhliveError(f"{path}: not the ST-LPIPS VGG weights this dhlive was built for (sha256 differs)")
+    state = sub.get("state", {})
+    if sub.get("layers", 0) < layers or any(k not in state for k in _layer_keys(layers)):
+        raise DhliveError(f"{path}: holds {sub.get('layers')} ST-LPIPS blocks, {layers} are needed (perceptual_layers)")
+    return state
+
+
+def export_weights(out: str | os.PathLike, layers: int) -> Path:
+    """Write the first `layers` blocks of the installed wheel's weights to `out` (a few MB for 3)."""
+    import io
+
+    state = load_weights(weights_path(), layers)
+    buf = io.BytesIO()
+    torch.save({"format": SUBSET_FORMAT, "source_sha256": WEIGHTS_SHA256, "layers": layers,
+                "state": {k: state[k].clone() for k in _layer_keys(layers)}}, buf)
+    atomic_write_bytes(out, buf.getvalue())
+    return Path(out)
 
 
 class BlurPool(nn.Module):
@@ -57,12 +107,7 @@ class STLPIPS(nn.Module):
         super().__init__()
         if not 1 <= layers <= len(VGG_BLOCKS):
             raise ValueError(f"layers must be 1..{len(VGG_BLOCKS)}")
-        path = Path(path) if path else weights_path()
-        if not path.is_file():
-            raise DhliveError(f"{path}: missing; reinstall {WEIGHTS_PACKAGE}")
-        if file_sha256(path) != WEIGHTS_SHA256:
-            raise DhliveError(f"{path}: not the ST-LPIPS VGG weights this dhlive was built for (sha256 differs)")
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = load_weights(Path(path) if path else weights_path(), layers)
 
         self.blocks = nn.ModuleList()
         self.lins = nn.ParameterList()

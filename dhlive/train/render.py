@@ -133,6 +133,23 @@ def build_pack(avatar_dir, size: int, path: Path, progress: bool = True) -> None
         "euler": avatar.euler, "rest_lips": rest.lips, "rest_image": rest.image})
 
 
+def thin_pack(src, dst, every: int) -> Path:
+    """A copy of a render pack with every `every`-th frame, compressed: what travels to a lent
+    GPU machine (64 MiB per call). Its frames are no longer consecutive, so the clip stage
+    refuses it (meta frame_step)."""
+    meta, a = load_render_pack(src)
+    if every < 1:
+        raise DhliveError(f"every must be at least 1, not {every}")
+    n, off = len(a["aperture"]), a["jpeg_offsets"]
+    keep = np.arange(0, n, every)
+    blobs = [a["jpeg"][off[i]:off[i + 1]] for i in keep]
+    per_frame = {k: v[keep] for k, v in a.items() if k not in ("jpeg", "jpeg_offsets", "rest_lips", "rest_image")}
+    save_render_pack(dst, {**meta, "frame_step": int(meta.get("frame_step", 1)) * every}, {
+        **a, **per_frame, "jpeg": np.concatenate(blobs),
+        "jpeg_offsets": np.concatenate([[0], np.cumsum([len(b) for b in blobs])]).astype(np.int64)}, compressed=True)
+    return Path(dst)
+
+
 def ensure_pack(avatar_dir, size: int, pack_dir: Path, progress: bool = True) -> Path:
     """The cached pack of an avatar, rebuilt when the avatar changed (resumable: one file per avatar)."""
     avatar_dir = Path(avatar_dir)
@@ -423,6 +440,10 @@ def train_render(avatars: list, out: str | os.PathLike, cfg: TrainRenderConfig |
     packs = [ensure_pack(a, rcfg.resolution, out / PACK_DIR, False) for a in avatars] if not main else packs
     loaded = [load_frames(p, cfg.holdout, rcfg.n_refs, rcfg.resolution) for p in packs]
     frames = [f for f, _ in loaded]
+    if cfg.stage == "clip":
+        thinned = [m["avatar"] for _, m in loaded if m.get("frame_step", 1) > 1]
+        if thinned:
+            raise DhliveError(f"the clip stage needs consecutive frames; thinned packs: {', '.join(thinned)}")
 
     state = load_checkpoint(state_path, RENDER_TRAIN_STATE_FORMAT) if resume and state_path.exists() else None
     if state is not None:
