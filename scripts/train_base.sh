@@ -8,7 +8,10 @@
 #    with a 120 ms look-ahead for `dhlive stream` -> checkpoints/audio_live/;
 # 3. train-render on all clips but LivePortrait__d6, which is kept unseen for the
 #    per-avatar fine-tune report -> checkpoints/render_fast.pt. On a CPU this uses
-#    configs/render_base_cpu.yaml in two phases; with a GPU, configs/render_fast.yaml.
+#    configs/render_base_cpu.yaml in two phases, then continues that model with prompts
+#    through the audio model's mouth PCA, as inference sends them
+#    (configs/render_base_cpu_prompts.yaml); with a GPU, configs/render_fast.yaml with
+#    that PCA from the start.
 # 4. checkpoints/SHA256SUMS, which the tests verify.
 # Every step resumes: prepared avatars are skipped, training continues from its state.
 set -euo pipefail
@@ -41,14 +44,20 @@ for d in "$WORK"/avatars/*/; do
 done
 resume=(); [ -f "$WORK/render/train_state.pt" ] && resume=(--resume)
 if "$PY" -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)'; then
-  "$DHLIVE" train-render --avatars "${render[@]}" --out "$WORK/render" --config configs/render_fast.yaml "${resume[@]}"
+  "$DHLIVE" train-render --avatars "${render[@]}" --out "$WORK/render" --config configs/render_fast.yaml \
+    --mouth checkpoints/audio/pca.pkl "${resume[@]}"
+  cp "$WORK/render/render_model.pt" checkpoints/render_fast.pt
 else
-  # CPU: 3500 steps, then resumed to 6500 with a warm restart of the cosine schedule (the
-  # shipped file; 2 x ~40 min on 2 cores). Each phase resumes if it was stopped.
+  # CPU: 3500 steps, then resumed to 6500 with a warm restart of the cosine schedule
+  # (2 x ~40 min on 2 cores). Each phase resumes if it was stopped.
   "$DHLIVE" train-render --avatars "${render[@]}" --out "$WORK/render" --config configs/render_base_cpu.yaml "${resume[@]}"
   "$DHLIVE" train-render --avatars "${render[@]}" --out "$WORK/render" --config configs/render_base_cpu.yaml --steps 6500 --resume
+  # third phase (41 min): the same avatars, prompts through the shipped audio model's PCA
+  resume=(); [ -f "$WORK/render_prompts/train_state.pt" ] && resume=(--resume)
+  "$DHLIVE" train-render --avatars "${render[@]}" --out "$WORK/render_prompts" --init "$WORK/render/render_model.pt" \
+    --mouth checkpoints/audio/pca.pkl --holdout 0 --config configs/render_base_cpu_prompts.yaml "${resume[@]}"
+  cp "$WORK/render_prompts/render_model.pt" checkpoints/render_fast.pt
 fi
-cp "$WORK/render/render_model.pt" checkpoints/render_fast.pt
 
 (cd checkpoints && sha256sum audio/audio_model.pt audio/pca.pkl audio_live/audio_model.pt audio_live/pca.pkl \
   render_fast.pt > SHA256SUMS)
