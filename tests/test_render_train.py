@@ -91,15 +91,20 @@ def test_perceptual_subset_for_a_gpu_machine(tmp_path, monkeypatch):
         STLPIPS(1, path=tmp_path / "other.pt")
 
 
-def test_training_steps_lower_the_loss(pack):
-    cfg = T.check_config(T.TrainRenderConfig(**{**TINY, "batch": 4, "holdout": 0.0}))
-    frames, _ = T.load_frames(pack, 0.0, 5, 128)
+def tiny_batches(pack, batch: int):
+    """The training batches of the tiny pack, prompts through a 4-coefficient PCA fitted on it."""
     from dhlive.audio.mouth import fit_basis, mouth_deltas
 
+    cfg = T.check_config(T.TrainRenderConfig(**{**TINY, "batch": batch, "holdout": 0.0}))
+    frames, _ = T.load_frames(pack, 0.0, 5, 128)
     d = mouth_deltas(frames.arrays["lips"], frames.arrays["mouth_images"], frames.rest)
     basis = fit_basis(*d, "lips+pixels", n_coeffs=4)
     frames.coeffs = basis.encode(*d)
-    batches = T.Batches([frames], basis, cfg)
+    return T.Batches([frames], basis, cfg), cfg
+
+
+def test_training_steps_lower_the_loss(pack):
+    batches, cfg = tiny_batches(pack, 4)
     torch.manual_seed(0)
     step = T.RenderStep(Renderer(cfg.render_config()))
     opt = torch.optim.Adam(step.parameters(), lr=3e-3)
@@ -126,14 +131,7 @@ def test_training_steps_lower_the_loss(pack):
 
 def test_prefetched_batches_equal_the_steps_own(pack):
     # the GPU path builds batches ahead on threads; they must be the very batches of their steps
-    cfg = T.check_config(T.TrainRenderConfig(**{**TINY, "batch": 3, "holdout": 0.0}))
-    frames, _ = T.load_frames(pack, 0.0, 5, 128)
-    from dhlive.audio.mouth import fit_basis, mouth_deltas
-
-    d = mouth_deltas(frames.arrays["lips"], frames.arrays["mouth_images"], frames.rest)
-    basis = fit_basis(*d, "lips+pixels", n_coeffs=4)
-    frames.coeffs = basis.encode(*d)
-    batches = T.Batches([frames], basis, cfg)
+    batches, _ = tiny_batches(pack, 3)
     ahead = list(batches.prefetch(5, 12, workers=3))
     assert len(ahead) == 7 and len(list(batches.prefetch(5, 6, workers=3))) == 1
     for step, b in zip(range(5, 12), ahead):
