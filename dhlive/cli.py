@@ -170,9 +170,9 @@ def train_render(avatars, out, config_path, stage, init, mouth, holdout, steps, 
     if holdout is None and init:
         holdout = 0.2
     if mouth is None and init:  # a fine-tune learns the prompts the shipped audio model will send it
-        from .infer import DEFAULT_AUDIO_MODEL
+        from .formats import MOUTH_PCA_FILE, SHIPPED_AUDIO_MODEL
 
-        shipped = DEFAULT_AUDIO_MODEL / "pca.pkl"
+        shipped = SHIPPED_AUDIO_MODEL / MOUTH_PCA_FILE
         mouth = str(shipped) if shipped.is_file() else None
     cfg = load_config(config_path, TrainRenderConfig, stage=stage, holdout=holdout, steps=steps, batch=batch, seed=seed)
     res = run(list(avatars), out, cfg, init=init, mouth=mouth, resume=resume, device=device, progress=not quiet,

@@ -387,6 +387,13 @@ def file_sha256(path: str | os.PathLike) -> str:
 
 # --- the renderer (written by `dhlive train-render`) -----------------------------------------
 
+# The shipped base models (checkpoints/, docs/models.md), found here so that any stage can
+# name them without importing another stage (training needs no video library).
+SHIPPED = Path(__file__).resolve().parents[1] / "checkpoints"
+SHIPPED_AUDIO_MODEL = SHIPPED / "audio"  # 160 ms look-ahead
+SHIPPED_STREAM_AUDIO_MODEL = SHIPPED / "audio_live"  # 120 ms: a frame within 200 ms of its audio
+SHIPPED_RENDERER = SHIPPED / "render_fast.pt"
+
 RENDER_MODEL_FORMAT = "dhlive-render-model"
 RENDER_MODEL_FILE = "render_model.pt"
 RENDER_TRAIN_STATE_FORMAT = "dhlive-render-train-state"

@@ -35,17 +35,16 @@ from .audio.inference import MouthStream, load_audio_model
 from .audio.mouth import aperture, avatar_rest, lip_points
 from .device import pick_device
 from .errors import DhliveError
-from .formats import load_avatar
+from .formats import SHIPPED_AUDIO_MODEL, SHIPPED_RENDERER, SHIPPED_STREAM_AUDIO_MODEL, load_avatar
 from .render import inputs
 from .render.checkpoint import load_renderer
 from .render.model import fuse_for_inference
 from .render.references import select_references
 
 FPS = 25  # the audio model's frame rate: avatars are prepared at it
-CHECKPOINTS = Path(__file__).resolve().parents[1] / "checkpoints"
-DEFAULT_AUDIO_MODEL = CHECKPOINTS / "audio"  # 160 ms look-ahead
-DEFAULT_STREAM_AUDIO_MODEL = CHECKPOINTS / "audio_live"  # 120 ms: a frame within 200 ms of its audio
-DEFAULT_RENDERER = CHECKPOINTS / "render_fast.pt"
+DEFAULT_AUDIO_MODEL = SHIPPED_AUDIO_MODEL
+DEFAULT_STREAM_AUDIO_MODEL = SHIPPED_STREAM_AUDIO_MODEL  # stream: a frame within 200 ms of its audio
+DEFAULT_RENDERER = SHIPPED_RENDERER
 CPU_RENDER_BATCH = 2  # on a CPU, larger batches are slower per frame (cache), measured in scripts/bench_render.py
 
 

@@ -15,7 +15,7 @@ packs refuse the clip stage):
         --mouth checkpoints/audio/pca.pkl --holdout 0 --config configs/render_gpu_call.yaml \\
         --out /tmp/base --device cuda --quiet && cp /tmp/base/render_model.pt /tmp/base/log.csv $OUT/
 
-(the machine needs no PyAV for training once --mouth is given).
+(training imports neither PyAV nor mediapipe).
 """
 
 from __future__ import annotations
