@@ -21,7 +21,6 @@ import os
 import queue
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +32,7 @@ from . import media
 from .audio.features import SAMPLE_RATE, n_video_frames
 from .audio.inference import MouthStream, load_audio_model
 from .audio.mouth import aperture, avatar_rest, lip_points
-from .device import pick_device
+from .device import frame_workers, pick_device
 from .errors import DhliveError
 from .formats import SHIPPED_AUDIO_MODEL, SHIPPED_RENDERER, SHIPPED_STREAM_AUDIO_MODEL, load_avatar
 from .render import inputs
@@ -243,13 +242,13 @@ def _run_threads(pipe: AvatarPipeline, coeffs_iter, writer, progress=None, on_fr
 
     coeffs_iter yields (t0, coeffs (B,k)) batches in order; on_frame(t) is called once frame t
     is encoded."""
+    with frame_workers(pipe.workers) as cut_pool, frame_workers(pipe.workers) as paste_pool:
+        _run_pipeline(pipe, coeffs_iter, writer, cut_pool, paste_pool, progress, on_frame)
+
+
+def _run_pipeline(pipe, coeffs_iter, writer, cut_pool, paste_pool, progress, on_frame):
     prepared, rendered = queue.Queue(maxsize=3), queue.Queue(maxsize=3)
     errors = []
-    workers = pipe.workers
-    cut_pool, paste_pool = (ThreadPoolExecutor(workers) if workers > 1 else None for _ in range(2))
-    cv_threads = cv2.getNumThreads()
-    if workers > 1:  # parallel over frames instead of inside each OpenCV call: no oversubscribed cores
-        cv2.setNumThreads(1)
 
     def each(pool, fn, *args):
         return list(pool.map(fn, *args) if pool else map(fn, *args))
@@ -292,10 +291,6 @@ def _run_threads(pipe: AvatarPipeline, coeffs_iter, writer, progress=None, on_fr
         rendered.put(None)
         for th in threads:
             th.join(timeout=60)
-        for pool in (cut_pool, paste_pool):
-            if pool:
-                pool.shutdown(cancel_futures=True)
-        cv2.setNumThreads(cv_threads)
     if errors:
         raise errors[0]
 

@@ -120,12 +120,16 @@ def test_stream_matches_infer(rendered, models, speech_wav, face_avatar, tmp_pat
 def test_cut_and_paste_workers_keep_frame_order(rendered, models, speech_wav, face_avatar, tmp_path):
     # what a many-core GPU machine does (several threads cut and paste each batch) must give the
     # same video as the single cutter and paster of a 2-core machine
+    import cv2
+
     out, _ = rendered
+    cv_threads = cv2.getNumThreads()
     res = infer(speech_wav, face_avatar, tmp_path / "workers.mp4", audio_model=models[0], renderer=models[1],
                 progress=False, cfg=InferConfig(batch=4, workers=3))
     a, b = decode(out), decode(tmp_path / "workers.mp4")
     assert a.shape == b.shape and res["frames"] == len(a)
     assert np.array_equal(a, b)
+    assert cv2.getNumThreads() == cv_threads  # the workers' single-threaded OpenCV is undone
 
 
 def test_stream_raw_frames_from_stdin_pcm(models, speech, face_avatar):

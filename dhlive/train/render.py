@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections import deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -40,7 +41,7 @@ from ..render import inputs
 from ..render.checkpoint import load_renderer, save_renderer
 from ..render.model import Renderer, preset
 from ..render.references import select_references
-from ..device import pick_device
+from ..device import frame_workers, pick_device
 from .common import CsvLog, cosine_lr, write_plot
 from .perceptual import STLPIPS
 
@@ -137,9 +138,9 @@ def thin_pack(src, dst, every: int) -> Path:
     """A copy of a render pack with every `every`-th frame, compressed: what travels to a lent
     GPU machine (64 MiB per call). Its frames are no longer consecutive, so the clip stage
     refuses it (meta frame_step)."""
-    meta, a = load_render_pack(src)
     if every < 1:
         raise DhliveError(f"every must be at least 1, not {every}")
+    meta, a = load_render_pack(src)
     n, off = len(a["aperture"]), a["jpeg_offsets"]
     keep = np.arange(0, n, every)
     blobs = [a["jpeg"][off[i]:off[i + 1]] for i in keep]
@@ -241,31 +242,23 @@ class Batches:
 
     def prefetch(self, start: int, end: int, workers: int, pin: bool = False):
         """Batches of steps start..end-1 in order, built `workers` at a time on threads (the prompts
-        are drawn with numpy and OpenCV, which release the GIL) while the device computes; 0
-        workers builds each in the loop. A batch depends on its step alone, so the result is the same."""
+        are drawn with numpy and OpenCV, which release the GIL) while the device computes; one
+        worker or none builds each in the loop. A batch depends on its step alone, so the result is the same."""
         def build(step):
             b = self.batch(step)
             return {k: v.pin_memory() for k, v in b.items()} if pin else b
 
-        if workers < 1:
-            for step in range(start, end):
-                yield build(step)
-            return
-        from collections import deque
-        from concurrent.futures import ThreadPoolExecutor
-
-        cv_threads = cv2.getNumThreads()
-        cv2.setNumThreads(1)  # parallel over samples instead of inside each OpenCV call
-        try:
-            with ThreadPoolExecutor(workers) as pool:
-                ahead = deque(pool.submit(build, s) for s in range(start, min(end, start + 2 * workers)))
-                for step in range(start + len(ahead), end + len(ahead)):
-                    b = ahead.popleft().result()
-                    if step < end:
-                        ahead.append(pool.submit(build, step))
-                    yield b
-        finally:
-            cv2.setNumThreads(cv_threads)
+        with frame_workers(workers) as pool:
+            if pool is None:
+                for step in range(start, end):
+                    yield build(step)
+                return
+            ahead = deque(pool.submit(build, s) for s in range(start, min(end, start + 2 * workers)))
+            for step in range(start + len(ahead), end + len(ahead)):
+                b = ahead.popleft().result()
+                if step < end:
+                    ahead.append(pool.submit(build, step))
+                yield b
 
 
 def collate(items: list[dict], which: list[int], avatars: list[AvatarFrames]) -> dict:
