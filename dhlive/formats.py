@@ -451,3 +451,43 @@ def load_render_pack(path: str | os.PathLike) -> tuple[dict, dict]:
         ok = ok and (shape[0] != "N" or len(a) == n)
         need(ok, f"'{k}' has shape {a.shape}, expected {shape}")
     return meta, data
+
+
+# --- synthetic speech corpus (distill-audio's cache of espeak-ng speech and its articulation) ---
+
+PHONETIC_CORPUS_FILE = "phonetic_corpus.npz"
+PHONETIC_CORPUS_FORMAT = "dhlive-phonetic-corpus"
+PHONETIC_CORPUS_VERSION = 1
+
+
+def save_phonetic_corpus(path: str | os.PathLike, meta: dict, items: list) -> None:
+    """items: (features (T,F), articulation (T,A)) per utterance, stored end to end as float16.
+    Kept beside a training run: espeak-ng's voices jitter from call to call, so a resumed run
+    must read the speech the first part trained on rather than synthesise it anew."""
+    buf = io.BytesIO()
+    header = json.dumps({"format": PHONETIC_CORPUS_FORMAT, "version": PHONETIC_CORPUS_VERSION, **meta})
+    np.savez(buf, meta=np.frombuffer(header.encode(), np.uint8),
+             features=np.concatenate([f for f, _ in items]).astype(np.float16),
+             articulation=np.concatenate([a for _, a in items]).astype(np.float16),
+             lengths=np.array([len(f) for f, _ in items], np.int64))
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def load_phonetic_corpus(path: str | os.PathLike) -> tuple[dict, list]:
+    """(meta, items) of a corpus written by save_phonetic_corpus, validated, as float32."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(bytes(z["meta"]).decode())
+            feats, art, lengths = z["features"], z["articulation"], z["lengths"]
+    except (ValueError, OSError, KeyError, UnicodeDecodeError, EOFError, zipfile.BadZipFile) as e:
+        raise DhliveError(f"phonetic corpus {path}: not readable ({type(e).__name__})") from None
+    if not isinstance(meta, dict) or meta.get("format") != PHONETIC_CORPUS_FORMAT:
+        raise DhliveError(f"phonetic corpus {path}: not a dhlive phonetic corpus")
+    if meta.get("version") != PHONETIC_CORPUS_VERSION:
+        raise DhliveError(f"phonetic corpus {path}: version {meta.get('version')} is not supported")
+    if (lengths.ndim != 1 or (lengths <= 0).any() or int(lengths.sum()) != len(feats) or len(art) != len(feats)
+            or feats.ndim != 2 or art.ndim != 2):
+        raise DhliveError(f"phonetic corpus {path}: utterance lengths do not match its arrays")
+    cuts = np.cumsum(lengths)[:-1]
+    return meta, list(zip(np.split(feats.astype(np.float32), cuts), np.split(art.astype(np.float32), cuts)))

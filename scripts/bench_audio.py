@@ -1,7 +1,7 @@
 """Benchmark the audio model: leave-one-clip-out over the talking clips, silence, streaming cost.
 
     .venv/bin/python scripts/bench_audio.py [--data ../shared/data] [--json bench_audio.json]
-        [--steps 3000] [--only NAME ...] [--work DIR]
+        [--steps 3000] [--config configs/audio.yaml] [--only NAME ...] [--work DIR]
 
 For each of the talking clips in ../shared/data/talking: train `dhlive distill-audio` on
 the other clips, evaluate on it (aperture Pearson r against the real video, articulation
@@ -29,6 +29,7 @@ from dhlive.audio.evaluate import evaluate_clip, silence_check
 from dhlive.audio.features import SAMPLE_RATE, SAMPLES_PER_FRAME
 from dhlive.audio.inference import MouthStream
 from dhlive.audio.inference import load_audio_model
+from dhlive.config import load_config
 from dhlive.train.audio import DistillConfig, distill
 
 from benchlib import DEFAULT_CACHE, DEFAULT_DATA, machine, talking_avatars
@@ -75,6 +76,7 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("bench_audio_runs"), help="per-fold checkpoints (resumable)")
     ap.add_argument("--json", type=Path, default=Path("bench_audio.json"))
     ap.add_argument("--steps", type=int, default=DistillConfig.steps)
+    ap.add_argument("--config", type=Path, help="a distill-audio YAML (default: the built-in defaults)")
     ap.add_argument("--only", nargs="*", help="held-out clips to run (default: all)")
     args = ap.parse_args()
 
@@ -88,7 +90,8 @@ def main() -> None:
         run = args.work / held.name
         train = [f for f in folders if f != held]
         if not (run / "audio_model.pt").exists():
-            distill(train, run, DistillConfig(steps=args.steps), resume=True, progress=sys.stderr.isatty())
+            distill(train, run, load_config(args.config, DistillConfig, steps=args.steps), resume=True,
+                    progress=sys.stderr.isatty())
         model, basis = load_audio_model(run)
         clip = load_clip(held)
         row = evaluate_clip(model, basis, clip)
@@ -101,7 +104,7 @@ def main() -> None:
     mean["closed_min"] = {k: float(np.min([r["closed"][k] for r in rows])) for k in sounds}
     model, _ = load_audio_model(args.work / rows[-1]["clip"])
     report = {"dhlive": __version__, "machine": machine(), "torch_threads": torch.get_num_threads(),
-              "steps": args.steps, "seconds": round(time.time() - t0, 1), "n_folds": len(rows), "mean": mean,
+              "steps": args.steps, "config": str(args.config) if args.config else None, "seconds": round(time.time() - t0, 1), "n_folds": len(rows), "mean": mean,
               "streaming_ms_per_40ms_chunk_1_thread": streaming_cost(model), "folds": rows}
     print(json.dumps({k: v for k, v in report.items() if k != "folds"}, indent=1))
     args.json.write_text(json.dumps(report, indent=1) + "\n")

@@ -51,15 +51,24 @@ class AudioModel(nn.Module):
         # what the speech gate pulls the output to when nobody speaks
         self.register_buffer("closed", torch.zeros(c.n_coeffs))
 
+    def hear(self, feats: torch.Tensor, state=None):
+        """feats (B, T, 160) -> what the LSTM heard (B, T, lstm_dim), and its state to carry on."""
+        b, t, _ = feats.shape
+        x = self.frame_encoder(feats.reshape(b * t, -1)).reshape(b, t, -1)
+        return self.lstm(x, state)
+
     def forward(self, feats: torch.Tensor, state=None):
         """feats (B, T, 160) -> coefficients (B, T, n_coeffs) and the LSTM state to carry on.
 
         Output row t belongs to video frame t - lookahead (the caller shifts; see inference.py).
         """
-        b, t, _ = feats.shape
-        x = self.frame_encoder(feats.reshape(b * t, -1)).reshape(b, t, -1)
-        x, state = self.lstm(x, state)
-        return self.head(x.reshape(b * t, -1)).reshape(b, t, -1), state
+        x, state = self.hear(feats, state)
+        return self.mouth(x), state
+
+    def mouth(self, heard: torch.Tensor) -> torch.Tensor:
+        """LSTM output (B, T, lstm_dim) -> coefficients (B, T, n_coeffs)."""
+        b, t, _ = heard.shape
+        return self.head(heard.reshape(b * t, -1)).reshape(b, t, -1)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -4,8 +4,12 @@
             -> augmented copies of each clip's audio (pitch, speed, noise), features cached
             -> batches of windows, with stretches replaced by non-speech (silence, tones,
                music, noise) whose target is the closed mouth
-            -> L1 on coefficients + L1 on their frame-to-frame change
-            -> OUT/audio_model.pt + OUT/pca.pkl (+ train_state.pt to resume, log.csv, loss.png)
+            + windows of synthetic speech (espeak-ng, many languages and voices) whose
+              phonemes give the visible articulation each frame (opening, rounding, closure)
+            -> L1 on coefficients + L1 on their frame-to-frame change and spread, and, from a
+               small extra head on the LSTM (not shipped), L1 on the synthetic articulation
+            -> OUT/audio_model.pt + OUT/pca.pkl (+ train_state.pt and phonetic_corpus.npz to
+               resume, log.csv, loss.png)
 
 The clips are split by clip, never by frame: evaluation clips (--eval-avatars) are not seen
 in training. Batches (and dropout) are drawn from generators seeded by (seed, step), so a
@@ -28,13 +32,14 @@ from tqdm import tqdm
 from ..audio.clips import Clip, load_clip
 from ..audio.features import FEATURE_DIM, FPS, N_MELS, SAMPLE_RATE, fbank_features
 from ..audio.model import AudioModel, AudioModelConfig
+from ..audio.phonetic import N_FEATURES
 from ..audio.inference import save_audio_model
 from ..audio.mouth import fit_basis, load_basis, mouth_deltas, save_basis
 from ..errors import DhliveError
 from ..device import pick_device
 from .common import CsvLog, cosine_lr, write_plot
-from ..formats import (AUDIO_MODEL_FILE, AUDIO_TRAIN_STATE_FORMAT, MOUTH_PCA_FILE, file_sha256, load_checkpoint,
-                       save_checkpoint)
+from ..formats import (AUDIO_MODEL_FILE, AUDIO_TRAIN_STATE_FORMAT, MOUTH_PCA_FILE, PHONETIC_CORPUS_FILE, file_sha256,
+                       load_checkpoint, load_phonetic_corpus, save_checkpoint, save_phonetic_corpus)
 
 STATE_FILE = "train_state.pt"
 LOG_FILE = "log.csv"
@@ -67,6 +72,11 @@ class DistillConfig:
     non_speech_prob: float = 0.5  # chance a window has a stretch of non-speech (target: closed)
     freq_masks: int = 2  # SpecAugment: mel bands of up to 12 bins hidden per window
     time_masks: int = 1  # and stretches of up to 3 frames
+    # synthetic speech with known phonemes (train/speech_corpus.py): teaches the LSTM to hear
+    # articulation (opening, rounding, lip closure...) the same way in any voice and language
+    phonetic_seconds: float = 1800.0  # of espeak-ng speech (0: none)
+    phonetic_batch: int = 16  # its windows per batch, besides the `batch` real ones
+    phonetic_weight: float = 2.0  # weight of the L1 on the articulation heard in them
     model: dict = field(default_factory=dict)  # AudioModelConfig overrides (lookahead, widths)
     checkpoint_every: int = 250
     log_every: int = 25
@@ -177,34 +187,50 @@ def non_speech_pool(rng, seconds: float = 6.0) -> list[np.ndarray]:
 class Batches:
     """Windows drawn from the tracks, augmented on the fly; batch(step) is a pure function of step."""
 
-    def __init__(self, tracks: list[Track], pool: list[np.ndarray], closed: np.ndarray, cfg: DistillConfig, lookahead: int):
+    def __init__(self, tracks: list[Track], pool: list[np.ndarray], closed: np.ndarray, cfg: DistillConfig, lookahead: int,
+                 phonetic: list[Track] = ()):
         self.tracks, self.pool, self.closed, self.cfg, self.lookahead = tracks, pool, closed, cfg, lookahead
         self.span = cfg.burn_in + cfg.window + lookahead  # feature rows per window
-        ok = [i for i, tr in enumerate(tracks) if len(tr.feats) > self.span and tr.valid.any()]
-        if not ok:
+        self.usable, self.weights = self._windows(tracks)
+        if not self.usable:
             raise DhliveError(f"no clip is longer than {self.span / FPS:.1f} s, the training window")
-        self.usable = ok
+        self.phonetic = list(phonetic)
+        self.n_phonetic = cfg.phonetic_batch if self.phonetic else 0
+        if self.n_phonetic:
+            self.phonetic_usable, self.phonetic_weights = self._windows(self.phonetic)
+
+    def _windows(self, tracks):
+        ok = [i for i, tr in enumerate(tracks) if len(tr.feats) > self.span and tr.valid.any()]
         lengths = np.array([len(tracks[i].feats) - self.span for i in ok], np.float64)
-        self.weights = lengths / lengths.sum()
+        return ok, lengths / max(lengths.sum(), 1.0)
 
     def batch(self, step: int):
+        """(x, y, m, a): feature windows, the first cfg.batch of real clips with their target
+        coefficients y and mask m, then those of synthetic speech with their articulation a."""
         cfg, B = self.cfg, self.cfg.burn_in
         rng = np.random.default_rng([cfg.seed, step])
-        x = np.empty((cfg.batch, self.span, FEATURE_DIM), np.float32)
+        x = np.empty((cfg.batch + self.n_phonetic, self.span, FEATURE_DIM), np.float32)
         y = np.empty((cfg.batch, cfg.window, len(self.closed)), np.float32)
         m = np.empty((cfg.batch, cfg.window), np.float32)
-        for b in range(cfg.batch):
-            tr = self.tracks[self.usable[rng.choice(len(self.usable), p=self.weights)]]
+        a = np.empty((self.n_phonetic, cfg.window, N_FEATURES), np.float32)
+        for b in range(cfg.batch + self.n_phonetic):
+            real = b < cfg.batch
+            tracks, usable, weights = ((self.tracks, self.usable, self.weights) if real else
+                                       (self.phonetic, self.phonetic_usable, self.phonetic_weights))
+            tr = tracks[usable[rng.choice(len(usable), p=weights)]]
             s = int(rng.integers(0, len(tr.feats) - self.span + 1))
             x[b] = tr.feats[s:s + self.span]
             # output row j belongs to frame s + j - L; loss on frames s + B .. s + B + window - 1
-            y[b] = tr.target[s + B:s + B + cfg.window]
-            m[b] = tr.valid[s + B:s + B + cfg.window]
-            if rng.random() < cfg.non_speech_prob:
-                self._insert_non_speech(rng, x[b], y[b], m[b])
+            if real:
+                y[b] = tr.target[s + B:s + B + cfg.window]
+                m[b] = tr.valid[s + B:s + B + cfg.window]
+                if rng.random() < cfg.non_speech_prob:
+                    self._insert_non_speech(rng, x[b], y[b], m[b])
+            else:
+                a[b - cfg.batch] = tr.target[s + B:s + B + cfg.window]
             x[b] += 2 * math.log(10) / 20 * rng.uniform(-cfg.gain_db, cfg.gain_db) * (x[b] > -15)  # gain on log mel
             self._mask(rng, x[b])
-        return torch.from_numpy(x), torch.from_numpy(y), torch.from_numpy(m)
+        return torch.from_numpy(x), torch.from_numpy(y), torch.from_numpy(m), torch.from_numpy(a)
 
     def _mask(self, rng, x):
         """SpecAugment: hide random mel bands (in both fbank frames of a row) and a few rows."""
@@ -252,15 +278,21 @@ def masked_std(x, mask):
     return ((w * (x - mean.unsqueeze(1)) ** 2).sum(1) / n + 1e-8).sqrt()
 
 
-def loss_terms(model: AudioModel, x, y, m, burn_in: int):
-    """L1 on the coefficients, on their change between frames, and on their spread per window."""
-    out, _ = model(x)
-    L = model.config.lookahead
-    pred = out[:, burn_in + L:burn_in + L + y.shape[1]].float()
+def loss_terms(model: AudioModel, x, y, m, burn_in: int, phonetic_head: nn.Module | None = None, a=None):
+    """L1 on the coefficients, on their change between frames, and on their spread per window;
+    and L1 on the articulation `phonetic_head` reads from the LSTM in the synthetic windows
+    (the rows of x after the first len(y)). Returns (value, velocity, spread, phonetic)."""
+    heard, _ = model.hear(x)
+    L, n, w = model.config.lookahead, len(y), y.shape[1]
+    heard = heard[:, burn_in + L:burn_in + L + w]
+    pred = model.mouth(heard[:n]).float()
     value = masked_l1(pred, y, m)
     velocity = masked_l1(pred[:, 1:] - pred[:, :-1], y[:, 1:] - y[:, :-1], m[:, 1:] * m[:, :-1])
     spread = (masked_std(pred, m) - masked_std(y, m)).abs().mean()
-    return value, velocity, spread
+    phonetic = torch.zeros((), device=x.device)
+    if phonetic_head is not None and a is not None and len(a):
+        phonetic = (phonetic_head(heard[n:]).float() - a).abs().mean()
+    return value, velocity, spread, phonetic
 
 
 def _lr(step: int, cfg: DistillConfig) -> float:
@@ -291,6 +323,28 @@ def _eval_loss(model, clips_tracks, device) -> float:
             count += int(tr.valid.sum()) * pred.shape[1]
     model.train()
     return total / max(count, 1)
+
+
+def _phonetic_corpus(path: Path, cfg: DistillConfig, resume: bool, progress: bool) -> list:
+    """The synthetic speech of this run: made once, then read back whenever the folder is
+    used with the same settings (a resumed run sees exactly what the first part saw)."""
+    if cfg.phonetic_seconds <= 0 or cfg.phonetic_batch <= 0:
+        return []
+    meta = {"seconds": cfg.phonetic_seconds, "seed": cfg.seed}
+    if path.exists():
+        found, items = load_phonetic_corpus(path)
+        if {k: found.get(k) for k in meta} == meta:
+            return items
+        if resume:
+            raise DhliveError(f"{path}: made for other settings ({found.get('seconds')} s, seed {found.get('seed')}); "
+                              "cannot resume")
+    from .speech_corpus import phonetic_corpus
+
+    if progress:
+        tqdm.write(f"synthesising {cfg.phonetic_seconds:.0f} s of labelled speech (espeak-ng)")
+    items = phonetic_corpus(cfg.phonetic_seconds, cfg.seed)
+    save_phonetic_corpus(path, meta, items)
+    return load_phonetic_corpus(path)[1]  # the stored (float16) copy, as a resumed run will see it
 
 
 def distill(avatars: list, out: str | os.PathLike, cfg: DistillConfig | None = None, *,
@@ -344,21 +398,31 @@ def distill(avatars: list, out: str | os.PathLike, cfg: DistillConfig | None = N
         raise DhliveError(f"config 'model': {e}") from None
     model = AudioModel(model_cfg)
     model.closed.copy_(torch.from_numpy(basis.closed))
-    batches = Batches(tracks, non_speech_pool(rng), basis.closed, cfg, model_cfg.lookahead)
-    model.to(dev).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    phonetic = [Track(f, a, np.ones(len(f), bool)) for f, a in _phonetic_corpus(out / PHONETIC_CORPUS_FILE, cfg,
+                                                                                   state is not None, progress)]
+    batches = Batches(tracks, non_speech_pool(rng), basis.closed, cfg, model_cfg.lookahead, phonetic)
+    # reads the articulation of synthetic speech from the LSTM; a training aid, not shipped
+    phonetic_head = nn.Linear(model_cfg.lstm_dim, N_FEATURES) if phonetic else None
+    trained = nn.ModuleList([model] + ([phonetic_head] if phonetic_head is not None else []))
+    trained.to(dev).train()
+    opt = torch.optim.AdamW(trained.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     start = 0
     if state is not None:
         model.load_state_dict(state["model"])
+        if phonetic_head is not None:
+            if "phonetic_head" not in state:
+                raise DhliveError(f"{state_path}: was trained without synthetic speech; cannot resume with it")
+            phonetic_head.load_state_dict(state["phonetic_head"])
         opt.load_state_dict(state["optimizer"])
         start = int(state["step"])
     amp = dev.type == "cuda"
 
     log_path = out / LOG_FILE
-    log = CsvLog(log_path, ["step", "lr", "loss", "value", "velocity", "eval_loss", "eval_aperture_r", "seconds"], start)
+    log = CsvLog(log_path, ["step", "lr", "loss", "value", "velocity", "phonetic", "eval_loss", "eval_aperture_r",
+                            "seconds"], start)
 
     t0 = time.time()
-    sums = np.zeros(3)
+    sums = np.zeros(4)
     n_sum = 0
     last_loss = None
     end = cfg.steps if stop_at is None else max(start, min(cfg.steps, stop_at))
@@ -367,16 +431,16 @@ def distill(avatars: list, out: str | os.PathLike, cfg: DistillConfig | None = N
         for g in opt.param_groups:
             g["lr"] = _lr(step, cfg)
         torch.manual_seed(cfg.seed * 1_000_003 + step)  # dropout too is a function of the step
-        x, y, m = (t.to(dev, non_blocking=True) for t in batches.batch(step))
+        x, y, m, a = (t.to(dev, non_blocking=True) for t in batches.batch(step))
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
-            value, velocity, spread = loss_terms(model, x, y, m, cfg.burn_in)
-        loss = value + cfg.velocity_weight * velocity + cfg.spread_weight * spread
+            value, velocity, spread, heard = loss_terms(model, x, y, m, cfg.burn_in, phonetic_head, a)
+        loss = value + cfg.velocity_weight * velocity + cfg.spread_weight * spread + cfg.phonetic_weight * heard
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        nn.utils.clip_grad_norm_(trained.parameters(), 1.0)
         opt.step()
         last_loss = loss.item()
-        sums += (last_loss, value.item(), velocity.item())
+        sums += (last_loss, value.item(), velocity.item(), heard.item())
         n_sum += 1
         done = step + 1
         if done % cfg.log_every == 0 or done == cfg.steps:
@@ -386,15 +450,17 @@ def distill(avatars: list, out: str | os.PathLike, cfg: DistillConfig | None = N
                 ev = _eval_loss(model, eval_tracks, dev)
                 er = _eval_aperture_r(model, basis, held)
             log.write({"step": done, "lr": _lr(step, cfg), "loss": mean[0], "value": mean[1], "velocity": mean[2],
-                       "eval_loss": ev, "eval_aperture_r": er, "seconds": round(time.time() - t0, 1)})
+                       "phonetic": mean[3] if phonetic else None, "eval_loss": ev, "eval_aperture_r": er, "seconds": round(time.time() - t0, 1)})
             bar.set_postfix(loss=f"{mean[0]:.4f}")
             sums[:] = 0
             n_sum = 0
         if done % cfg.checkpoint_every == 0 or done in (cfg.steps, end):
             save_checkpoint(state_path, AUDIO_TRAIN_STATE_FORMAT, {
                 "step": done, "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+                **({"phonetic_head": {k: v.detach().cpu() for k, v in phonetic_head.state_dict().items()}}
+                   if phonetic_head is not None else {}),
                 "optimizer": opt.state_dict(), "mouth_pca_sha256": file_sha256(basis_path), "config": asdict(cfg)})
-            write_plot(log_path, out / PLOT_FILE, ("loss", "value", "velocity", "eval_loss"), "L1 (coefficient units)",
+            write_plot(log_path, out / PLOT_FILE, ("loss", "value", "velocity", "phonetic", "eval_loss"), "L1 (coefficient units)",
                        "eval_aperture_r", "held-out aperture r")
 
     bar.close()
