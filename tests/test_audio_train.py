@@ -175,6 +175,15 @@ def test_resume_continues_as_if_never_stopped(talking_avatar, tmp_path):
         assert torch.allclose(x.float(), y.float(), atol=1e-5), name
 
 
+def test_resume_with_other_synthetic_speech_settings_is_refused(talking_avatar, tmp_path):
+    cfg = T.DistillConfig(**{**SMALL, "steps": 8, "copies": 0})
+    T.distill([talking_avatar], tmp_path, cfg, progress=False, stop_at=4)
+    for change in ({"phonetic_seconds": 0}, {"phonetic_seconds": 20}):
+        with pytest.raises(DhliveError, match="phonetic"):
+            T.distill([talking_avatar], tmp_path, T.DistillConfig(**{**SMALL, "steps": 8, "copies": 0, **change}),
+                      progress=False, resume=True)
+
+
 @pytest.fixture(scope="module")
 def bad_avatars(tmp_path_factory, speech):
     root = tmp_path_factory.mktemp("bad_audio")

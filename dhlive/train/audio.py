@@ -409,9 +409,11 @@ def distill(avatars: list, out: str | os.PathLike, cfg: DistillConfig | None = N
     start = 0
     if state is not None:
         model.load_state_dict(state["model"])
+        if (phonetic_head is None) != ("phonetic_head" not in state):
+            said = "without" if phonetic_head is not None else "with"
+            raise DhliveError(f"{state_path}: was trained {said} synthetic speech (phonetic_seconds); "
+                              "resume with the settings it started with")
         if phonetic_head is not None:
-            if "phonetic_head" not in state:
-                raise DhliveError(f"{state_path}: was trained without synthetic speech; cannot resume with it")
             phonetic_head.load_state_dict(state["phonetic_head"])
         opt.load_state_dict(state["optimizer"])
         start = int(state["step"])
@@ -433,14 +435,15 @@ def distill(avatars: list, out: str | os.PathLike, cfg: DistillConfig | None = N
         torch.manual_seed(cfg.seed * 1_000_003 + step)  # dropout too is a function of the step
         x, y, m, a = (t.to(dev, non_blocking=True) for t in batches.batch(step))
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
-            value, velocity, spread, heard = loss_terms(model, x, y, m, cfg.burn_in, phonetic_head, a)
-        loss = value + cfg.velocity_weight * velocity + cfg.spread_weight * spread + cfg.phonetic_weight * heard
+            value, velocity, spread, articulation = loss_terms(model, x, y, m, cfg.burn_in, phonetic_head, a)
+        loss = (value + cfg.velocity_weight * velocity + cfg.spread_weight * spread
+                + cfg.phonetic_weight * articulation)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(trained.parameters(), 1.0)
         opt.step()
         last_loss = loss.item()
-        sums += (last_loss, value.item(), velocity.item(), heard.item())
+        sums += (last_loss, value.item(), velocity.item(), articulation.item())
         n_sum += 1
         done = step + 1
         if done % cfg.log_every == 0 or done == cfg.steps:
@@ -450,7 +453,8 @@ def distill(avatars: list, out: str | os.PathLike, cfg: DistillConfig | None = N
                 ev = _eval_loss(model, eval_tracks, dev)
                 er = _eval_aperture_r(model, basis, held)
             log.write({"step": done, "lr": _lr(step, cfg), "loss": mean[0], "value": mean[1], "velocity": mean[2],
-                       "phonetic": mean[3] if phonetic else None, "eval_loss": ev, "eval_aperture_r": er, "seconds": round(time.time() - t0, 1)})
+                       "phonetic": mean[3] if phonetic else None, "eval_loss": ev, "eval_aperture_r": er,
+                       "seconds": round(time.time() - t0, 1)})
             bar.set_postfix(loss=f"{mean[0]:.4f}")
             sums[:] = 0
             n_sum = 0
