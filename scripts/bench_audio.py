@@ -104,7 +104,8 @@ def main() -> None:
     mean["closed_min"] = {k: float(np.min([r["closed"][k] for r in rows])) for k in sounds}
     model, _ = load_audio_model(args.work / rows[-1]["clip"])
     report = {"dhlive": __version__, "machine": machine(), "torch_threads": torch.get_num_threads(),
-              "steps": args.steps, "config": str(args.config) if args.config else None, "seconds": round(time.time() - t0, 1), "n_folds": len(rows), "mean": mean,
+              "steps": args.steps, "config": str(args.config) if args.config else None,
+              "seconds": round(time.time() - t0, 1), "n_folds": len(rows), "mean": mean,
               "streaming_ms_per_40ms_chunk_1_thread": streaming_cost(model), "folds": rows}
     print(json.dumps({k: v for k, v in report.items() if k != "folds"}, indent=1))
     args.json.write_text(json.dumps(report, indent=1) + "\n")

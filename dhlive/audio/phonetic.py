@@ -93,11 +93,12 @@ def frame_targets(phonemes: list, n_frames: int, fps: float = FPS) -> np.ndarray
             continue
         span = phoneme_span(name)
         if span is None and name:  # /h/, or a mark such as 'ʲ' sent alone: hold a neighbour's mouth
-            nxt = next((s for s in (phoneme_span(n) for _, n in events[k + 1:] if n) if s is not None), None)
-            if any(ch in _TRANSPARENT for ch in name) or previous is None:
-                span = None if nxt is None else (nxt[0], nxt[0])
-            else:
+            if previous is not None and not any(ch in _TRANSPARENT for ch in name):
                 span = (previous[1], previous[1])
+            else:
+                following = (phoneme_span(n) for _, n in events[k + 1:] if n)
+                nxt = next((f for f in following if f is not None), None)
+                span = None if nxt is None else (nxt[0], nxt[0])
         previous = span if name else None
         if span is None:
             continue
