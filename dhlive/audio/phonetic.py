@@ -24,6 +24,7 @@ import unicodedata
 
 import numpy as np
 
+from ..data.pose import smooth_series
 from .features import FPS
 
 FEATURES = ("open", "round", "spread", "closure", "labiodental", "speaking")
@@ -106,12 +107,6 @@ def frame_targets(phonemes: list, n_frames: int, fps: float = FPS) -> np.ndarray
         w = ((t[inside] - start) / (end - start))[:, None]
         out[inside] = (1 - w) * span[0] + w * span[1]
     out = out.reshape(n_frames, sub, N_FEATURES).mean(1)
-    return _blend(out, COARTICULATION_FRAMES)
-
-
-def _blend(x: np.ndarray, sigma: float) -> np.ndarray:
-    radius = int(np.ceil(3 * sigma))
-    k = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
-    k /= k.sum()
-    padded = np.pad(x, ((radius, radius), (0, 0)), mode="edge")
-    return np.stack([np.convolve(padded[:, j], k, mode="valid") for j in range(x.shape[1])], 1).astype(np.float32)
+    radius = int(np.ceil(3 * COARTICULATION_FRAMES))
+    kernel = np.exp(-0.5 * (np.arange(-radius, radius + 1) / COARTICULATION_FRAMES) ** 2)
+    return smooth_series(out, kernel, [(0, n_frames)]).astype(np.float32)
