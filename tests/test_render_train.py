@@ -67,6 +67,19 @@ def test_perceptual_loss_reads_the_shipped_weights():
     assert b.grad.abs().sum() > 0 and all(p.grad is None for p in lp.parameters())
 
 
+def test_perceptual_target_without_backward_gives_the_same_loss_and_gradient():
+    lp = STLPIPS(2)
+    torch.manual_seed(1)
+    a, target = torch.rand(3, 3, 40, 40), torch.rand(3, 3, 40, 40)
+    fast, joint = a.clone().requires_grad_(), a.clone().requires_grad_()
+    d_fast = lp(fast, target)  # the target needs no gradient: its features skip the backward pass
+    d_joint = lp(joint, target.clone().requires_grad_())  # both in one batch, as for two generated images
+    d_fast.sum().backward()
+    d_joint.sum().backward()
+    assert torch.allclose(d_fast, d_joint, atol=1e-6)
+    assert torch.allclose(fast.grad, joint.grad, atol=1e-6) and fast.grad.abs().sum() > 0
+
+
 def test_perceptual_weights_are_verified(tmp_path):
     fake = tmp_path / "vgg.pth"
     torch.save({"x": torch.zeros(1)}, fake)

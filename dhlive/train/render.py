@@ -465,11 +465,9 @@ def train_render(avatars: list, out: str | os.PathLike, cfg: TrainRenderConfig |
     d_time = PatchDiscriminator(cin=3 * cfg.clip_frames, layers=3)
     step_net = RenderStep(model)
     nets = {"model": model, "d_window": d_window, "d_mouth": d_mouth, "d_time": d_time}
+    # channels_last on CPUs too: a training step on 2 cores took 0.55 s instead of 0.65 (docs/render.md)
     for m in nets.values():
-        m.to(dev)
-    if dev.type == "cuda":
-        for m in nets.values():
-            m.to(memory_format=torch.channels_last)
+        m.to(dev, memory_format=torch.channels_last)
     opt_g = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam([p for k in ("d_window", "d_mouth", "d_time") for p in nets[k].parameters()],
                              lr=cfg.lr_d, betas=(0.5, 0.999))
@@ -480,7 +478,7 @@ def train_render(avatars: list, out: str | os.PathLike, cfg: TrainRenderConfig |
         opt_g.load_state_dict(state["opt_g"])
         opt_d.load_state_dict(state["opt_d"])
         start = int(state["step"])
-    lpips = STLPIPS(cfg.perceptual_layers).to(dev) if cfg.perceptual_weight > 0 else None
+    lpips = STLPIPS(cfg.perceptual_layers).to(dev, memory_format=torch.channels_last) if cfg.perceptual_weight > 0 else None
 
     g_run, dw_run, dm_run, dt_run = step_net, d_window, d_mouth, d_time
     if world > 1:
@@ -509,7 +507,8 @@ def train_render(avatars: list, out: str | os.PathLike, cfg: TrainRenderConfig |
         for g in opt_g.param_groups:
             g["lr"] = lr
         torch.manual_seed(cfg.seed * 1_000_003 + step)
-        b = {k: v.to(dev, non_blocking=True) for k, v in next(upcoming).items()}
+        b = {k: v.to(dev, non_blocking=True, memory_format=torch.channels_last) if v.ndim == 4 else v.to(dev, non_blocking=True)
+             for k, v in next(upcoming).items()}
         gan = step >= cfg.gan_start and (cfg.adv_weight or cfg.mouth_adv_weight or (t > 1 and cfg.temporal_weight))
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
             gen = g_run(b["source"], b["references"], b["reference_index"])
