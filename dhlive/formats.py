@@ -402,7 +402,7 @@ RENDER_TRAIN_STATE_FORMAT = "dhlive-render-train-state"
 # machine receives instead of thousands of PNGs): the render windows as JPEG, and per frame
 # the geometry and mouth the renderer's inputs are built from. np.load(allow_pickle=False).
 RENDER_PACK_FORMAT = "dhlive-render-pack"
-RENDER_PACK_VERSION = 1
+RENDER_PACK_VERSION = 2  # 2: windows cut from source.mp4, bicubic (1: from the crops)
 _PACK_ARRAYS = {  # name -> shape; N frames, K polygon points, B JPEG bytes
     "jpeg": ("B",), "jpeg_offsets": ("N+1",), "canonical_to_window": ("N", 2, 4), "repaint": ("N", "K", 2),
     "landmarks": ("N", N_LANDMARKS, 2), "lips": ("N", 40, 3), "mouth_images": ("N", 15, 30, 3),

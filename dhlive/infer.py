@@ -78,19 +78,6 @@ def pingpong(t: int, n: int) -> int:
     return k if k < n else period - k
 
 
-class SourceFrames(media.FrameStore):
-    """The avatar's upright source frames, decoded once into a temporary file."""
-
-    def __init__(self, avatar):
-        w, h = avatar.source_size
-        super().__init__(avatar.source_video_path, avatar.fps, limit=avatar.n_frames, size=(w, h))
-        if len(self) < avatar.n_frames or self.frames.shape[1:3] != (h, w):
-            found = len(self)
-            self.close()
-            raise DhliveError(f"{avatar.source_video_path}: has {found} frames of its size, the avatar {avatar.n_frames} "
-                              f"(avatar folder incomplete?)")
-
-
 class AvatarPipeline:
     """One avatar with a renderer and a mouth PCA: mouth coefficients in, finished frames out."""
 
@@ -113,7 +100,7 @@ class AvatarPipeline:
         self.basis = basis
         self.rest = avatar_rest(self.avatar)
         self.window = inputs.face_window(self.avatar.lower_face, self.rest.lips, self.size)
-        self.source = SourceFrames(self.avatar)
+        self.source = media.SourceFrames(self.avatar)
         self.reference_features = self._references(model.cfg.n_refs, reference_frames)
         self.seconds = {"prepare": 0.0, "render": 0.0, "paste": 0.0, "encode": 0.0}  # per stage, summed over frames
         self._seconds_lock = threading.Lock()  # workers add to it concurrently

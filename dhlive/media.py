@@ -235,6 +235,21 @@ class FrameStore:
         self._dir.cleanup()
 
 
+class SourceFrames(FrameStore):
+    """An avatar's upright source frames (its source.mp4), decoded once into a temporary file:
+    what inference cuts its render windows from and pastes into, and what training windows
+    are cut from, so both see the same pixels."""
+
+    def __init__(self, avatar):
+        w, h = avatar.source_size
+        super().__init__(avatar.source_video_path, avatar.fps, limit=avatar.n_frames, size=(w, h))
+        if len(self) < avatar.n_frames or self.frames.shape[1:3] != (h, w):
+            found = len(self)
+            self.close()
+            raise DhliveError(f"{avatar.source_video_path}: has {found} frames of its size, the avatar {avatar.n_frames} "
+                              f"(avatar folder incomplete?)")
+
+
 def _decode_audio(path: Path, sample_rate: int | None, layout: str) -> Iterator[np.ndarray]:
     """(C, n) planar float32 pieces of the first audio stream in `layout` (mono or stereo),
     resampled to `sample_rate` (None: the stream's own rate)."""

@@ -88,8 +88,11 @@ def face_window(lower_face: np.ndarray, lips: np.ndarray, size: int) -> Window:
 
 
 def cut_window(image: np.ndarray, window_to_image: np.ndarray, size: int) -> np.ndarray:
-    """Sample the (size, size) window from an image (crop or source frame)."""
-    return cv2.warpAffine(image, window_to_image, (size, size), flags=cv2.INTER_AREA | cv2.WARP_INVERSE_MAP,
+    """Sample the (size, size) window from an image (a source frame, or a crop).
+
+    Bicubic: with bilinear sampling here and at paste-back, a window cut and pasted back
+    unchanged kept only 0.70 of the mouth's fine detail, against 0.90 (docs/render.md)."""
+    return cv2.warpAffine(image, window_to_image, (size, size), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
                           borderMode=cv2.BORDER_REPLICATE)
 
 

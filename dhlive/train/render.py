@@ -108,7 +108,13 @@ def check_config(cfg: TrainRenderConfig) -> TrainRenderConfig:
 # --- render packs --------------------------------------------------------------------------
 
 def build_pack(avatar_dir, size: int, path: Path, progress: bool = True) -> None:
-    """One avatar's render windows and per-frame geometry, written to `path` (atomic)."""
+    """One avatar's render windows and per-frame geometry, written to `path` (atomic).
+
+    The windows are cut from the source frames exactly as inference cuts them. Cutting them
+    from the 512 px crops (resampled once already) made them about a quarter less sharp than
+    what the renderer is given at inference (docs/render.md)."""
+    from .. import media  # here, not at the top: training from packs alone needs no PyAV
+
     avatar = load_avatar(avatar_dir)
     lips, images, rest = avatar_mouth(avatar)
     window = inputs.face_window(avatar.lower_face, rest.lips, size)
@@ -116,14 +122,17 @@ def build_pack(avatar_dir, size: int, path: Path, progress: bool = True) -> None
     blobs, c2w = [], np.empty((n, 2, 4), np.float32)
     repaint = np.empty((n, len(avatar.lower_face), 2), np.float32)
     landmarks = np.empty((n, avatar.canonical.shape[1], 2), np.float32)
-    for i in tqdm(range(n), desc=f"packing {avatar.root.name}", disable=not progress, leave=False):
-        crop = avatar.read_crop(i)
-        win = inputs.cut_window(crop, window.to_crop(avatar.pose[i], avatar.crop_boxes[i], avatar.crop_size), size)
-        ok, enc = cv2.imencode(".jpg", cv2.cvtColor(win, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
-        blobs.append(enc.reshape(-1))
-        c2w[i] = window.canonical_to_window(avatar.pose[i])
-        landmarks[i] = inputs.project(avatar.canonical[i], c2w[i])
-        repaint[i] = inputs.project(avatar.lower_face, c2w[i])
+    source = media.SourceFrames(avatar)
+    try:
+        for i in tqdm(range(n), desc=f"packing {avatar.root.name}", disable=not progress, leave=False):
+            win = inputs.cut_window(source[i], window.to_source(avatar.pose[i]), size)
+            ok, enc = cv2.imencode(".jpg", cv2.cvtColor(win, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+            blobs.append(enc.reshape(-1))
+            c2w[i] = window.canonical_to_window(avatar.pose[i])
+            landmarks[i] = inputs.project(avatar.canonical[i], c2w[i])
+            repaint[i] = inputs.project(avatar.lower_face, c2w[i])
+    finally:
+        source.close()
     offsets = np.concatenate([[0], np.cumsum([len(b) for b in blobs])]).astype(np.int64)
     meta = {"avatar": avatar.root.name, "avatar_meta_sha256": file_sha256(avatar.root / "meta.json"), "size": size,
             "window": asdict(window), "rest_contrast": rest.contrast, "aperture_range": list(rest.aperture_range),
