@@ -5,6 +5,7 @@ import pytest
 
 from dhlive.audio import mouth as M
 from dhlive.formats import load_avatar
+from dhlive.media import SourceFrames
 from dhlive.render import inputs as I
 from dhlive.render.model import REFERENCE_CHANNELS, SOURCE_CHANNELS
 
@@ -32,10 +33,13 @@ def test_window_maps_landmarks_where_the_frame_has_them(astro):
     assert (lips_w > 0).all() and (lips_w < SIZE).all()  # the mouth is inside the window
 
 
-def test_the_window_is_cut_from_the_crop_at_the_face(astro):
+def test_the_window_is_cut_from_the_source_frame_at_the_face(astro):
     avatar, _, _, _, window = astro
-    crop = avatar.read_crop(5)
-    win = I.cut_window(crop, window.to_crop(avatar.pose[5], avatar.crop_boxes[5], avatar.crop_size), SIZE)
+    source = SourceFrames(avatar)
+    try:
+        win = I.cut_window(source[5], window.to_source(avatar.pose[5]), SIZE)
+    finally:
+        source.close()
     assert win.shape == (SIZE, SIZE, 3) and win.dtype == np.uint8
     # the astronaut's lower face is skin, not the dark background: the window is on the face
     assert win[SIZE // 3:2 * SIZE // 3, SIZE // 3:2 * SIZE // 3].mean() > 90

@@ -71,13 +71,6 @@ class Window:
         samples the window from a frame; without it, pastes a window into the frame)."""
         return self._plane_to_pixels(np.asarray(pose, np.float64)[:2]).astype(np.float32)
 
-    def to_crop(self, pose: np.ndarray, crop_box, crop_size: int) -> np.ndarray:
-        """(2,3) affine: window pixels -> pixels of an avatar crop with box (x0, y0, side)."""
-        m = self.to_source(pose).astype(np.float64)
-        x0, y0, side = crop_box
-        s = crop_size / side
-        return np.stack([m[0] * s - np.array([0, 0, x0 * s]), m[1] * s - np.array([0, 0, y0 * s])]).astype(np.float32)
-
 
 def face_window(lower_face: np.ndarray, lips: np.ndarray, size: int) -> Window:
     """The window of a person from their canonical lower-face polygon and (40,3) rest lips."""
@@ -88,7 +81,7 @@ def face_window(lower_face: np.ndarray, lips: np.ndarray, size: int) -> Window:
 
 
 def cut_window(image: np.ndarray, window_to_image: np.ndarray, size: int) -> np.ndarray:
-    """Sample the (size, size) window from an image (a source frame, or a crop).
+    """Sample the (size, size) window from a source frame (training packs and inference alike).
 
     Bicubic: with bilinear sampling here and at paste-back, a window cut and pasted back
     unchanged kept only 0.70 of the mouth's fine detail, against 0.90 (docs/render.md)."""

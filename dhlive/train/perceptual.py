@@ -134,7 +134,7 @@ class STLPIPS(nn.Module):
         """(B,3,H,W) images in 0..1 -> (B,) distances."""
         if a.requires_grad and not b.requires_grad:
             # a training target: its features need no backward pass, which is about a third of
-            # this loss's cost on a CPU (the same distances either way; tests/test_perceptual.py)
+            # this loss's cost on a CPU (the same distances either way; tests/test_render_train.py)
             with torch.no_grad():
                 target = self.features(b)
             return self.distance(self.features(a), target)
