@@ -163,8 +163,8 @@ def test_resume_continues_as_if_never_stopped(talking_avatar, tmp_path):
     cfg = T.DistillConfig(**{**SMALL, "steps": 16, "copies": 0, "checkpoint_every": 4})
     T.distill([talking_avatar], tmp_path / "straight", cfg, progress=False)
     # espeak-ng's voices jitter between calls: both runs read the synthetic speech the first made
-    (tmp_path / "pieces").mkdir()
-    shutil.copy(tmp_path / "straight" / "phonetic_corpus.npz", tmp_path / "pieces")
+    # and the straight run's model, which the fresh run must remove before it stops
+    shutil.copytree(tmp_path / "straight", tmp_path / "pieces", ignore=shutil.ignore_patterns("train_state.pt"))
     stopped = T.distill([talking_avatar], tmp_path / "pieces", cfg, progress=False, stop_at=8)
     assert stopped["stopped"] and not (tmp_path / "pieces" / "audio_model.pt").exists()
     assert load_checkpoint(tmp_path / "pieces" / "train_state.pt", T.AUDIO_TRAIN_STATE_FORMAT)["step"] == 8

@@ -1,5 +1,7 @@
 """train-render: real training steps on a tiny generated avatar, packs, checkpoints, resume, errors."""
 
+import shutil
+
 import numpy as np
 import pytest
 import torch
@@ -190,9 +192,13 @@ def test_train_resume_checkpoint_and_holdout_report(pack, tmp_path):
     model, info = load_renderer(out / "render_model.pt")  # weights_only load
     assert info["steps"] == 4 and model.cfg == preset("fast", **TINY_MODEL)
 
-    # killed after step 2, resumed: the same weights as the run that never stopped
+    # killed after step 2, resumed: the same weights as the run that never stopped. The
+    # folder holds an earlier run's results: a fresh run removes them, so the stopped run
+    # leaves no model that would pass for its own
+    shutil.copytree(out, tmp_path / "part", ignore=shutil.ignore_patterns("train_state.pt"))
     part = T.train_render([pack], tmp_path / "part", cfg, progress=False, stop_at=2)
     assert part["stopped"] and not (tmp_path / "part" / "render_model.pt").exists()
+    assert not (tmp_path / "part" / "eval.json").exists() and not (tmp_path / "part" / "eval_strip.png").exists()
     T.train_render([pack], tmp_path / "part", cfg, progress=False, resume=True)
     resumed, _ = load_renderer(tmp_path / "part" / "render_model.pt")
     for (k, a), b in zip(model.state_dict().items(), resumed.state_dict().values()):

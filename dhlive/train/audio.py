@@ -37,7 +37,7 @@ from ..audio.inference import save_audio_model
 from ..audio.mouth import fit_basis, load_basis, mouth_deltas, save_basis
 from ..errors import DhliveError
 from ..device import pick_device
-from .common import CsvLog, cosine_lr, write_plot
+from .common import CsvLog, clear_results, cosine_lr, write_plot
 from ..formats import (AUDIO_MODEL_FILE, AUDIO_TRAIN_STATE_FORMAT, MOUTH_PCA_FILE, PHONETIC_CORPUS_FILE, file_sha256,
                        load_checkpoint, load_phonetic_corpus, save_checkpoint, save_phonetic_corpus)
 
@@ -378,6 +378,7 @@ def distill(avatars: list, out: str | os.PathLike, cfg: DistillConfig | None = N
         if state.get("mouth_pca_sha256") != file_sha256(basis_path):
             raise DhliveError(f"{out}: {MOUTH_PCA_FILE} changed since {STATE_FILE} was written; cannot resume")
     else:
+        clear_results(out, (AUDIO_MODEL_FILE, EVAL_FILE))
         deltas = [mouth_deltas(c.lips, c.images, c.rest) for c in clips]
         basis = fit_basis(np.concatenate([d[0] for d in deltas]), np.concatenate([d[1] for d in deltas]),
                           cfg.mouth_kind, cfg.n_coeffs, cfg.lip_weight)

@@ -12,6 +12,14 @@ import numpy as np
 
 
 
+def clear_results(out: Path, names: tuple) -> None:
+    """A fresh run into a folder that holds an earlier run's results removes them first:
+    a run stopped or killed before its end must not leave another run's model beside
+    its own state and log, where it would pass for this run's result."""
+    for name in names:
+        (Path(out) / name).unlink(missing_ok=True)
+
+
 def cosine_lr(step: int, base: float, warmup: int, total: int, floor: float = 0.02) -> float:
     """Linear warm-up, then cosine decay to floor * base at the last step."""
     if step < warmup:

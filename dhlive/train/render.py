@@ -42,7 +42,7 @@ from ..render.checkpoint import load_renderer, save_renderer
 from ..render.model import Renderer, preset
 from ..render.references import select_references
 from ..device import frame_workers, pick_device
-from .common import CsvLog, cosine_lr, write_plot
+from .common import CsvLog, clear_results, cosine_lr, write_plot
 from .perceptual import STLPIPS
 
 STATE_FILE = "train_state.pt"
@@ -448,6 +448,8 @@ def train_render(avatars: list, out: str | os.PathLike, cfg: TrainRenderConfig |
             raise DhliveError(f"the clip stage needs consecutive frames; thinned packs: {', '.join(thinned)}")
 
     state = load_checkpoint(state_path, RENDER_TRAIN_STATE_FORMAT) if resume and state_path.exists() else None
+    if state is None and main:
+        clear_results(out, (RENDER_MODEL_FILE, EVAL_FILE, STRIP_FILE))
     if state is not None:
         basis = load_basis(basis_path)
         if state.get("mouth_pca_sha256") != file_sha256(basis_path):
