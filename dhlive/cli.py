@@ -316,6 +316,8 @@ def eval_video(videos, audio, reference, out, quiet):
         if "colour_step_generated" in seam:
             click.echo(f"{r['name']}: seam colour step {seam['colour_step_generated']:.2f} (reference {seam['colour_step_reference']:.2f}), "
                        f"gradient {seam['gradient_generated']:.2f} (reference {seam['gradient_reference']:.2f})")
+        if "skin_tint" in seam:
+            click.echo(f"{r['name']}: skin tint {seam['skin_tint']:.2f} (chromaticity drift of the repainted skin from the reference, in hundredths; 0 = none)")
         if "sharpness_ratio" in r:
             click.echo(f"{r['name']}: mouth sharpness x{r['sharpness_ratio']:.2f} of the reference")
         for note in r.get("notes", []):

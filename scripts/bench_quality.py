@@ -140,6 +140,8 @@ def print_table(s: dict) -> None:
     if "colour_step_generated" in seam:
         print(f"\nseam colour step {seam['colour_step_generated']:.2f} vs source {seam['colour_step_reference']:.2f}; "
               f"gradient {seam['gradient_generated']:.2f} vs {seam['gradient_reference']:.2f}")
+    if "skin_tint" in seam:
+        print(f"skin tint {seam['skin_tint']:.2f} (chromaticity drift of the repainted skin from the source, in hundredths; 0 = none)")
 
 
 if __name__ == "__main__":

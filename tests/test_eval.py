@@ -84,6 +84,7 @@ def test_video_mode_matches_frames_to_the_source_and_scores_the_seam(said, face_
     # every changed frame is matched to its source frame through the ping-pong loop
     assert seam["changed_frames"] > 0.9 * gen["frames"] and seam["matched_frames"] == seam["changed_frames"]
     assert abs(seam["colour_step_generated"] - seam["colour_step_reference"]) < 5  # no visible box
+    assert 0 < seam["skin_tint"] < 3  # the repainted skin keeps the source's hue
     assert 0.1 < rep["sharpness_ratio"] < 3
     assert not rep["notes"]
     for suffix in (".json", "_aperture.png", "_mouths.png"):

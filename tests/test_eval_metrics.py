@@ -146,6 +146,23 @@ def test_changed_region_finds_a_pasted_patch():
     assert seam_score(gen, mask)["colour_step"] > 10 > seam_score(ref, mask)["colour_step"]  # a visible box
 
 
+def test_skin_tint_sees_a_hue_drift_but_not_shading_or_the_mouth():
+    from dhlive.eval.metrics import skin_tint
+
+    rng = np.random.default_rng(7)
+    skin = np.clip(rng.normal((200, 150, 130), 4, (200, 240, 3)), 0, 255).astype(np.uint8)
+    mask = np.zeros((200, 240), np.float32)
+    mask[60:180, 40:200] = 1.0
+    mouth = (90.0, 100.0, 60.0)  # x0, y0, side
+    assert skin_tint(skin, skin, mask, mouth) == pytest.approx(0.0, abs=1e-6)
+    darker = (skin * 0.85).astype(np.uint8)  # a jaw in shadow: same hue
+    orange = np.clip(skin.astype(int) + (12, 0, -15), 0, 255).astype(np.uint8)  # a reddish blotch
+    assert skin_tint(darker, skin, mask, mouth) < 0.2 < 2.0 < skin_tint(orange, skin, mask, mouth)
+    lips = skin.copy()
+    lips[100:160, 90:150] = (150, 40, 60)  # a redrawn mouth is not the skin
+    assert skin_tint(lips, skin, mask, mouth) < 0.5 < skin_tint(lips, skin, mask, None)
+
+
 def test_mouth_crop_is_centred_on_the_lips():
     from dhlive.audio.mouth import LIPS
     from dhlive.eval.metrics import crop_square, mouth_square

@@ -308,6 +308,29 @@ def crop_square(image: np.ndarray, box: tuple[float, float, float], size: int) -
                           borderMode=cv2.BORDER_REPLICATE)
 
 
+def skin_tint(frame: np.ndarray, reference: np.ndarray, mask: np.ndarray, mouth_box: tuple[float, float, float] | None,
+              sigma: float = 3.0) -> float:
+    """How far the colour of the repainted skin drifts from the frame it was made from: the
+    mean distance between the two frames' chromaticities (R, G, B) / (R + G + B), each
+    low-passed, over the mask (0..1 float) less the mouth square, in hundredths. Chromaticity,
+    because a jaw that moves with speech changes the shading legitimately (a darker pixel of
+    the same hue has the same chromaticity) but not the hue of the skin; 0 for no drift."""
+    import cv2
+
+    region = np.asarray(mask) > 0.5
+    if mouth_box is not None:
+        x0, y0, side = mouth_box
+        region[max(int(y0), 0):max(int(np.ceil(y0 + side)), 0), max(int(x0), 0):max(int(np.ceil(x0 + side)), 0)] = False
+    if not region.any():
+        return float("nan")
+
+    def chromaticity(img):
+        rgb = cv2.GaussianBlur(np.asarray(img, np.float32), (0, 0), sigma)
+        return rgb / np.maximum(rgb.sum(-1, keepdims=True), 1.0)
+
+    return float(100 * np.linalg.norm(chromaticity(frame) - chromaticity(reference), axis=-1)[region].mean())
+
+
 CHANGE_LEVEL = 6.0  # grey levels: a smoothed difference above this is a change, not codec noise
 
 

@@ -95,7 +95,7 @@ def evaluate_video(video, *, audio=None, reference=None, out_dir=None, name: str
             ref_store.close()
             raise DhliveError(f"{ref_path}: no frames")
     try:
-        sharp, kept, seams, aligned, changed, frame_size = [], {}, [], 0, 0, None
+        sharp, kept, seams, tints, aligned, changed, frame_size = [], {}, [], [], 0, 0, None
         with FaceTrack(FPS, face_model) as track:
             bar = tqdm(media.iter_frames(video, FPS), total=expected, desc=f"eval {name}", unit="frame",
                        disable=not progress, leave=False)
@@ -114,6 +114,8 @@ def evaluate_video(video, *, audio=None, reference=None, out_dir=None, name: str
                     if ok and mask.any():
                         aligned += 1
                         seams.append((M.seam_score(frame, mask), M.seam_score(rf, mask)))
+                        if box is not None:
+                            tints.append(M.skin_tint(frame, rf, mask, box))
             bar.close()
             landmarks = track.array()
         n = len(landmarks)
@@ -147,7 +149,7 @@ def evaluate_video(video, *, audio=None, reference=None, out_dir=None, name: str
         if ref_row and "mouth_sharpness" in ref_row and "mouth_sharpness" in row:
             report["sharpness_ratio"] = row["mouth_sharpness"] / max(ref_row["mouth_sharpness"], 1e-9)
         if ref_store is not None:
-            report["seam"] = _seam_summary(seams, aligned, changed, n)
+            report["seam"] = _seam_summary(seams, tints, aligned, changed, n)
             if ref_store.frames.shape[1:3] != frame_size:
                 notes.append(f"the reference is {ref_store.frames.shape[2]}x{ref_store.frames.shape[1]}, the video "
                              f"{frame_size[1]}x{frame_size[0]}: no seam without the same frame size")
@@ -195,12 +197,14 @@ def _track_store(store, face_model, progress: bool, name: str) -> tuple[np.ndarr
         return track.array(), np.asarray(sharp)
 
 
-def _seam_summary(seams: list, aligned: int, changed: int, n: int) -> dict:
+def _seam_summary(seams: list, tints: list, aligned: int, changed: int, n: int) -> dict:
     out = {"changed_frames": changed, "matched_frames": aligned, "frames": n}
     if seams:
         for k in ("colour_step", "gradient"):
             out[f"{k}_generated"] = float(np.mean([g[k] for g, _ in seams]))
             out[f"{k}_reference"] = float(np.mean([r[k] for _, r in seams]))
+    if tints and np.isfinite(tints).any():
+        out["skin_tint"] = float(np.nanmean(tints))
     return out
 
 

@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 
 
-
 def clear_results(out: Path, names: tuple) -> None:
     """A fresh run into a folder that holds an earlier run's results removes them first:
     a run stopped or killed before its end must not leave another run's model beside
