@@ -193,7 +193,9 @@ def _infer_options(f):
     f = click.option("--renderer", type=click.Path(dir_okay=False), help="Renderer checkpoint [default: checkpoints/render_fast.pt].")(f)
     f = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)(f)
     f = click.option("--batch", type=int, default=8, show_default=True, help="Frames rendered together (x4 on CUDA).")(f)
-    f = click.option("--no-colour-match", is_flag=True, help="Paste the generated face as drawn.")(f)
+    f = click.option("--colour-match", type=click.Choice(["skin", "edge", "off"]),
+                     help="Before pasting: skin: the skin outside the mouth takes the frame's colour and smoothness; "
+                          "edge: the colour only, where they meet; off: as drawn [default: skin; eval selfreenact: edge].")(f)
     return f
 
 
@@ -203,14 +205,14 @@ def _infer_options(f):
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="The mp4 to write.")
 @_infer_options
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def infer(audio_path, avatar, out, audio_model, renderer, device, batch, no_colour_match, quiet):
+def infer(audio_path, avatar, out, audio_model, renderer, device, batch, colour_match, quiet):
     """Make AVATAR say AUDIO: a lip-synced H.264 + AAC mp4 at the avatar's resolution."""
     from .infer import InferConfig, infer as run
 
     if batch < 1:
         raise DhliveError("--batch must be at least 1")
     res = run(audio_path, avatar, out, audio_model=audio_model, renderer=renderer, progress=not quiet,
-              cfg=InferConfig(batch=batch, device=device, colour_match=not no_colour_match))
+              cfg=InferConfig(batch=batch, device=device, colour_match=colour_match or "skin"))
     click.echo(f"{res['out']}: {res['frames']} frames ({res['audio_seconds']:.1f} s of audio) in {res['seconds']:.1f} s, "
                f"{res['fps']:.1f} frames/s on {res['device']} (real-time factor {res['real_time_factor']:.2f})")
 
@@ -221,7 +223,7 @@ def infer(audio_path, avatar, out, audio_model, renderer, device, batch, no_colo
 @click.option("--out", help="An mp4 to write; without it raw rgb24 frames go to stdout.")
 @_infer_options
 @click.option("--realtime", is_flag=True, help="Read a file at the pace of speech, as a live source would arrive.")
-def stream(audio_path, avatar, out, audio_model, renderer, device, batch, no_colour_match, realtime):
+def stream(audio_path, avatar, out, audio_model, renderer, device, batch, colour_match, realtime):
     """Render AVATAR while the audio arrives in 40 ms chunks; prints the latency at the end."""
     from .infer import InferConfig, stream as run
 
@@ -230,7 +232,7 @@ def stream(audio_path, avatar, out, audio_model, renderer, device, batch, no_col
             click.echo(f"raw rgb24 frames, {w}x{h}, 25 fps, on stdout", err=True)
 
     res = run(audio_path, avatar, out if out else sys.stdout.buffer, audio_model=audio_model, renderer=renderer,
-              cfg=InferConfig(batch=batch, device=device, colour_match=not no_colour_match), realtime=realtime,
+              cfg=InferConfig(batch=batch, device=device, colour_match=colour_match or "skin"), realtime=realtime,
               stdin=sys.stdin.buffer, on_start=announce)
     lat = res["latency_ms"]
     click.echo(f"{res['out']}: {res['frames']} frames; latency from a chunk's arrival to its frame: mean {lat.get('mean', 0):.0f} ms, "
@@ -268,15 +270,15 @@ def eval_group():
 @_infer_options
 @click.option("--save-video", is_flag=True, help="Also write NAME.mp4: real | generated, side by side, with the audio.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def eval_selfreenact(avatars, out, holdout, drive, audio_model, renderer, device, batch, no_colour_match, save_video, quiet):
+def eval_selfreenact(avatars, out, holdout, drive, audio_model, renderer, device, batch, colour_match, save_video, quiet):
     """Drive the held-out tail of real clips with their own audio and compare with the real frames."""
-    from .eval.selfreenact import SUMMARY_KEYS, selfreenact_all
+    from .eval.selfreenact import SCORED_COLOUR_MATCH, SUMMARY_KEYS, selfreenact_all
     from .infer import InferConfig
 
     if batch < 1:
         raise DhliveError("--batch must be at least 1")
     res = selfreenact_all(avatars, out, holdout=holdout, drive=drive, audio_model=audio_model, renderer=renderer,
-                          cfg=InferConfig(batch=batch, device=device, colour_match=not no_colour_match),
+                          cfg=InferConfig(batch=batch, device=device, colour_match=colour_match or SCORED_COLOUR_MATCH),
                           save_video=save_video, progress=not quiet)
     for r in res["clips"]:
         click.echo(f"{r['name']}: aperture r {r['aperture_r']:.3f}, articulation {r['articulation']:.2f}, lag {r['best_lag']:+d}, "
@@ -297,6 +299,7 @@ def eval_selfreenact(avatars, out, holdout, drive, audio_model, renderer, device
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def eval_video(videos, audio, reference, out, quiet):
     """Score any talking-head video: silence leak, audio-video offset, jitter, seam, sharpness."""
+    from .eval.metrics import SKIN_TINT_MEANING
     from .eval.video import evaluate_videos
 
     res = evaluate_videos(videos, out, audio=audio, reference=reference, progress=not quiet)
@@ -317,7 +320,7 @@ def eval_video(videos, audio, reference, out, quiet):
             click.echo(f"{r['name']}: seam colour step {seam['colour_step_generated']:.2f} (reference {seam['colour_step_reference']:.2f}), "
                        f"gradient {seam['gradient_generated']:.2f} (reference {seam['gradient_reference']:.2f})")
         if "skin_tint" in seam:
-            click.echo(f"{r['name']}: skin tint {seam['skin_tint']:.2f} (chromaticity drift of the repainted skin from the reference, in hundredths; 0 = none)")
+            click.echo(f"{r['name']}: skin tint {seam['skin_tint']:.2f} ({SKIN_TINT_MEANING})")
         if "sharpness_ratio" in r:
             click.echo(f"{r['name']}: mouth sharpness x{r['sharpness_ratio']:.2f} of the reference")
         for note in r.get("notes", []):

@@ -4,7 +4,7 @@
     avatar frame for output frame t: ping-pong over the avatar (forward, then backward)
     -> render window cut from the full-resolution source frame by the head pose
     -> mouth prompt + lip sketch (render/inputs.py, exactly as in training) -> renderer
-       (reference features computed once) -> colour matched to the frame around the mouth
+       (reference features computed once) -> skin colour and smoothness matched to the frame
     -> pasted back through the feathered lower-face mask -> H.264 + AAC mp4
 
 Frames are cut, rendered and pasted in batches on three threads (cut | render | paste +
@@ -47,11 +47,14 @@ DEFAULT_RENDERER = SHIPPED_RENDERER
 CPU_RENDER_BATCH = 2  # on a CPU, larger batches are slower per frame (cache), measured in scripts/bench_render.py
 
 
+COLOUR_MATCH = ("skin", "edge", "off")  # before pasting: match_skin, match_edge, as drawn
+
+
 @dataclass
 class InferConfig:
     batch: int = 8  # frames rendered together (CPU); CUDA uses 4x this
     device: str = "auto"  # auto | cpu | cuda
-    colour_match: bool = True  # match the generated region's colour to the frame at the mask edge
+    colour_match: str = "skin"  # before pasting: match_skin, match_edge (the feather band), or off (as drawn)
     crf: int = 18  # H.264 quality (lower is better, larger)
     threads: int = 0  # torch CPU threads (0: all cores)
     workers: int = 0  # threads cutting and pasting frames, each (0: from the cores; 1 on 2 cores)
@@ -87,6 +90,8 @@ class AvatarPipeline:
         self.avatar = load_avatar(avatar_dir)
         if abs(self.avatar.fps - FPS) > 1e-6:
             raise DhliveError(f"{avatar_dir}: prepared at {self.avatar.fps:g} fps; the audio model needs {FPS} (prepare it again with --fps {FPS})")
+        if cfg.colour_match not in COLOUR_MATCH:
+            raise DhliveError(f"colour match must be one of {', '.join(COLOUR_MATCH)}, not {cfg.colour_match!r}")
         self.cfg = cfg
         self.device = pick_device(cfg.device)
         self.workers = cut_paste_workers(cfg, self.device)
@@ -135,8 +140,9 @@ class AvatarPipeline:
         i = pingpong(t, self.avatar.n_frames)
         c2w, repaint = self._geometry(i)
         win = self.cut(i)
-        prompt, sketch, _ = inputs.mouth_prompt(coeffs, self.basis, self.rest, c2w, self.size)
-        item = {"i": i, "window": win, "paste": inputs.paste_mask(repaint),
+        prompt, sketch, lips = inputs.mouth_prompt(coeffs, self.basis, self.rest, c2w, self.size)
+        real_lips = inputs.project(lip_points(self.avatar.canonical[i]), c2w)
+        item = {"i": i, "window": win, "paste": inputs.paste_mask(repaint), "lips": [lips, real_lips],
                 "source": inputs.source_input(win, repaint, prompt, sketch)}
         self._spent("prepare", start)
         return item
@@ -170,8 +176,10 @@ class AvatarPipeline:
     def _paste(self, item: dict, generated: np.ndarray) -> np.ndarray:
         frame = np.array(self.source[item["i"]])
         gen, win, alpha = generated.astype(np.float32), item["window"].astype(np.float32), item["paste"]
-        if self.cfg.colour_match:
-            gen = colour_match(gen, win, alpha)
+        if self.cfg.colour_match == "skin":
+            gen = match_skin(gen, win, alpha, item["lips"])
+        elif self.cfg.colour_match == "edge":
+            gen = match_edge(gen, win, alpha)
         h, w = frame.shape[:2]
         m = self.window.to_source(self.avatar.pose[item["i"]]).astype(np.float64)
         corners = np.c_[[[0, 0], [self.size, 0], [0, self.size], [self.size, self.size]], np.ones(4)] @ m.T
@@ -199,7 +207,12 @@ class AvatarPipeline:
         self.source.close()
 
 
-def colour_match(generated: np.ndarray, window: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+SKIN_SIGMA = 1 / 16  # smoothness of the colour and contrast fields, in window sides
+SKIN_CHANGE = 25.0  # grey levels: where generated and real skin differ more than the rest (the jaw moved), they are not compared
+TEXTURE_FLOOR = 0.5  # the generated skin's local contrast is damped to the real skin's, at most to half
+
+
+def match_edge(generated: np.ndarray, window: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """Shift the generated window's colour so that, in the feathered band where it meets the
     real frame, its local mean colour equals the frame's: a smooth per-channel correction
     field (not one global offset), so light falling across the face is followed too. The
@@ -218,6 +231,48 @@ def colour_match(generated: np.ndarray, window: np.ndarray, alpha: np.ndarray) -
     # where the band is far away, fall back to the band's mean offset
     field = (diff_s + mean * 1e-2) / (weight_s + 1e-2)
     return generated + cv2.resize(field, size, interpolation=cv2.INTER_LINEAR)
+
+
+def match_skin(generated: np.ndarray, window: np.ndarray, alpha: np.ndarray, lips: list[np.ndarray]) -> np.ndarray:
+    """Give the generated skin the colour and the smoothness of the real frame it replaces.
+
+    Only the mouth and the jaw should change; the cheeks, chin and upper lip keep the
+    person's own skin. A base renderer that has not seen this face draws it with its
+    training faces' skin instead (a darker, stubbly lower face on a woman it never saw,
+    docs/render.md). So, compared over the paste-back region less the mouth (around the
+    `lips` given, (40, 2) window pixels each: `inputs.mouth_region`) and less where the two
+    differ in kind (the jaw moved), the generated window is shifted to the real one's local
+    mean colour and its local contrast is damped to the real one's (never raised): two
+    smooth fields, computed at a quarter of the resolution. Inside the mouth only the
+    colour shift applies, carried in from around it."""
+    size = generated.shape[1], generated.shape[0]
+    small = (max(8, size[0] // 4), max(8, size[1] // 4))
+    down = lambda x: cv2.resize(x, small, interpolation=cv2.INTER_AREA)  # noqa: E731
+    mouth = inputs.mouth_region([np.asarray(p)[:, :2] * (small[0] / size[0]) for p in lips], small[0])
+    weight = ((down(alpha) > 0.02) & (mouth < 0.5)).astype(np.float32)
+    gen, win = down(generated), down(window)
+    change = cv2.GaussianBlur((gen - win).mean(-1), (0, 0), 1.0)
+    if weight.sum() >= 4:
+        weight *= np.abs(change - np.median(change[weight > 0])) < SKIN_CHANGE
+    if weight.sum() < 4:
+        return generated
+    w = weight[..., None]
+    # the local sums of the weight, colours and squares, in one blur
+    sums = cv2.GaussianBlur(np.concatenate([w, gen * w, win * w, down(generated * generated) * w,
+                                            down(window * window) * w], -1), (0, 0), small[1] * SKIN_SIGMA)
+    cover, sum_g, sum_w, sq_g, sq_w = sums[..., :1], sums[..., 1:4], sums[..., 4:7], sums[..., 7:10], sums[..., 10:]
+    mean_shift = ((win - gen) * w).sum((0, 1)) / weight.sum()
+    # where no skin is near, fall back to the region's mean shift
+    shift = (sum_w - sum_g + mean_shift * 1e-2) / (cover + 1e-2)
+    c = np.maximum(cover, 1e-3)
+    mean_g, mean_w = sum_g / c, sum_w / c
+    var_g, var_w = sq_g / c - mean_g ** 2, sq_w / c - mean_w ** 2
+    gain = np.clip(np.sqrt((np.maximum(var_w, 0) + 1) / (np.maximum(var_g, 0) + 1)), TEXTURE_FLOOR, 1.0)
+    gain = np.where(cover > 0.05, gain, 1.0)
+    gain = 1 - (1 - gain) * (1 - mouth[..., None])
+    shift = shift + mean_g * (1 - gain)  # out = mean + shift + (generated - mean) * gain
+    up = lambda x: cv2.resize(x, size, interpolation=cv2.INTER_LINEAR)  # noqa: E731
+    return generated * up(gain) + up(shift)
 
 
 def _batches(n: int, size: int):

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 from dhlive import __version__
+from dhlive.eval.metrics import SKIN_TINT_MEANING
 from dhlive.eval.selfreenact import SUMMARY_KEYS, selfreenact_all
 from dhlive.eval.video import evaluate_video, mean_rows
 from dhlive.formats import META_FILE, file_sha256, write_json
@@ -141,7 +142,7 @@ def print_table(s: dict) -> None:
         print(f"\nseam colour step {seam['colour_step_generated']:.2f} vs source {seam['colour_step_reference']:.2f}; "
               f"gradient {seam['gradient_generated']:.2f} vs {seam['gradient_reference']:.2f}")
     if "skin_tint" in seam:
-        print(f"skin tint {seam['skin_tint']:.2f} (chromaticity drift of the repainted skin from the source, in hundredths; 0 = none)")
+        print(f"skin tint {seam['skin_tint']:.2f} ({SKIN_TINT_MEANING})")
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from dhlive.data.masks import polygon_mask
 from dhlive.errors import DhliveError
 from dhlive.eval.metrics import seam_score
 from dhlive.formats import load_avatar
-from dhlive.infer import InferConfig, colour_match, infer, pingpong, stream
+from dhlive.infer import AvatarPipeline, InferConfig, infer, match_edge, match_skin, pingpong, stream
 from dhlive.render import inputs
 from dhlive.render.checkpoint import save_renderer
 from dhlive.render.model import Renderer, preset
@@ -143,15 +143,40 @@ def test_stream_raw_frames_from_stdin_pcm(models, speech, face_avatar):
     assert b"latency" in r.stderr
 
 
-def test_colour_match_removes_a_colour_cast_at_the_edge():
+def test_match_edge_removes_a_colour_cast_at_the_edge():
     paste = inputs.paste_mask(inputs.repaint_mask(np.array([[20, 40], [108, 40], [108, 120], [20, 120]], np.float32), 128))
     window = np.full((128, 128, 3), 120.0, np.float32)
     generated = window + np.array([25.0, -10.0, 5.0])
-    fixed = colour_match(generated, window, paste)
+    fixed = match_edge(generated, window, paste)
     band = (paste > 0.02) & (paste < 0.9)
     assert np.abs(fixed[band] - window[band]).max() < 2.0
     composite = inputs.composite(fixed, window, paste[..., None]).astype(np.uint8)
     assert seam_score(composite, paste)["colour_step"] < seam_score(inputs.composite(generated, window, paste[..., None]).astype(np.uint8), paste)["colour_step"]
+
+
+def test_match_skin_gives_the_skin_the_real_colour_and_smoothness_but_keeps_the_mouth():
+    """A base renderer that never saw the face paints a reddish, stubbly lower face: both go
+    outside the mouth; the mouth keeps its own contrast; a moved jaw does not drag the rest."""
+    size = 128
+    rng = np.random.default_rng(0)
+    paste = inputs.paste_mask(inputs.repaint_mask(np.array([[10, 30], [118, 30], [118, 125], [10, 125]], np.float32), size))
+    lips = np.c_[48 + 32 * np.cos(np.linspace(0, 2 * np.pi, 40)), 70 + 10 * np.sin(np.linspace(0, 2 * np.pi, 40))]
+    mouth = inputs.mouth_region([lips], size)  # what match_skin leaves its contrast to
+    window = np.full((size, size, 3), (200.0, 150.0, 130.0), np.float32)  # smooth skin
+    generated = window + (20.0, -8.0, -12.0) + rng.normal(0, 12, (size, size, 1)).astype(np.float32)  # redder, stubbly
+    teeth = np.where((np.arange(size) // 4 % 2)[None, :, None] == 0, 60.0, -60.0)  # high-contrast teeth in the mouth
+    generated[62:78, 30:66] += teeth[:16, :36]
+    generated[112:122, 80:110] -= 80  # a shadow where the jaw moved: not skin to compare
+    fixed = match_skin(generated, window, paste, [lips])
+    skin = (paste > 0.95) & (mouth < 0.01)
+    skin[108:126, 76:114] = False
+    before, after = (generated - window)[skin], (fixed - window)[skin]
+    assert np.abs(after.mean(0)).max() < 2.0 < np.abs(before.mean(0)).max()  # the tint is gone
+    assert after.std(0).max() < 0.65 * before.std(0).max()  # the stubble is damped
+    teeth_before, teeth_after = generated[64:76, 40:56].std((0, 1)), fixed[64:76, 40:56].std((0, 1))
+    assert (teeth_after > 0.95 * teeth_before).all()  # the mouth keeps its contrast
+    # the edge match leaves the stubble (it shifts colour only)
+    assert (match_edge(generated, window, paste) - window)[skin].std(0).max() > 0.9 * before.std(0).max()
 
 
 def test_seam_score_sees_a_pasted_box():
@@ -200,6 +225,27 @@ def test_wrong_fps_avatar_is_refused(models, face_avatar, tmp_path, speech_wav):
     (copy / "meta.json").write_text(json.dumps(meta))
     with pytest.raises(DhliveError, match="fps"):
         infer(speech_wav, copy, tmp_path / "x.mp4", audio_model=models[0], renderer=models[1], progress=False)
+
+
+def test_colour_match_modes_and_a_clear_error_for_an_unknown_one(models, speech_wav, face_avatar, tmp_path):
+    from dhlive.audio.mouth import load_basis
+
+    basis = load_basis(models[0] / "pca.pkl")
+    frames = {}
+    for mode in ("skin", "edge", "off"):
+        pipe = AvatarPipeline(face_avatar, models[1], basis, InferConfig(colour_match=mode))
+        try:
+            item = pipe.prepare(3, np.zeros(basis.n_coeffs, np.float32))
+            frames[mode] = pipe.paste(item, pipe.render([item])[0]).astype(int)
+            outside = pipe.frame_mask(item["i"]) == 0
+            assert np.array_equal(frames[mode][outside], np.asarray(pipe.source[item["i"]]).astype(int)[outside])
+        finally:
+            pipe.close()
+    assert np.abs(frames["skin"] - frames["edge"]).max() > 0 and np.abs(frames["edge"] - frames["off"]).max() > 0
+    with pytest.raises(DhliveError, match="colour match must be one of skin, edge, off"):
+        infer(speech_wav, face_avatar, tmp_path / "x.mp4", audio_model=models[0], renderer=models[1], progress=False,
+              cfg=InferConfig(colour_match="auto"))
+    assert not (tmp_path / "x.mp4").exists()
 
 
 def test_infer_keeps_the_recordings_rate_and_channels(models, speech, face_avatar, tmp_path):

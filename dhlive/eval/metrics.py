@@ -308,6 +308,9 @@ def crop_square(image: np.ndarray, box: tuple[float, float, float], size: int) -
                           borderMode=cv2.BORDER_REPLICATE)
 
 
+SKIN_TINT_MEANING = "chromaticity drift of the repainted skin from the source, in hundredths; 0 = none"
+
+
 def skin_tint(frame: np.ndarray, reference: np.ndarray, mask: np.ndarray, mouth_box: tuple[float, float, float] | None,
               sigma: float = 3.0) -> float:
     """How far the colour of the repainted skin drifts from the frame it was made from: the

@@ -9,6 +9,12 @@ aperture r, articulation ratio and best lag against the real mouth, the 40-lip-p
 distance after pose alignment, PSNR/SSIM of the mouth crop and of the face, and the mouth
 sharpness ratio. `drive="real"` feeds the real mouth through the mouth PCA instead of the
 audio model, isolating the renderer.
+
+The frames are pasted with the colour matched at the edge only (SCORED_COLOUR_MATCH), not
+with `infer`'s default, which gives the skin the colour and smoothness of the frame it goes
+into: here that frame is the answer. Scored that way, a fine-tuned renderer gained 1 dB of
+mouth PSNR on LivePortrait d6, and lost 1.4 dB when the statistics came from a frame 1.6 s
+away instead (docs/render.md, "Paste-back"): the gain was the answer showing through.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ FACE_SIZE = 256  # px of the face crops for PSNR/SSIM
 MAX_LAG = 5  # frames searched either way for the best generated-vs-real lag
 MIN_HELD_OUT = 10  # frames
 DRIVES = ("audio", "real")
+SCORED_COLOUR_MATCH = "edge"  # the frame pasted into is the one scored: take its colour at the edge only
 
 
 def selfreenact(avatar_dir, *, holdout: float = 0.2, drive: str = "audio", audio_model=None, renderer=None,
@@ -50,7 +57,7 @@ def selfreenact(avatar_dir, *, holdout: float = 0.2, drive: str = "audio", audio
     if not 0 < holdout < 1:
         raise DhliveError(f"--holdout must be between 0 and 1, not {holdout}")
     clip = load_clip(avatar_dir, with_images=False)
-    cfg = cfg or InferConfig()
+    cfg = cfg or InferConfig(colour_match=SCORED_COLOUR_MATCH)
     model, basis, renderer_path = load_models(audio_model, renderer)
     avatar = load_avatar(avatar_dir, check_images=False)
     n = avatar.n_frames

@@ -31,6 +31,7 @@ from .model import REFERENCE_CHANNELS, SOURCE_CHANNELS
 
 WINDOW_MARGIN = 1.12  # window side / the lower-face polygon's larger extent
 FEATHER = 0.035  # paste-back feather, in window sides: the composite fades in inside the polygon
+MOUTH_MARGIN = 0.06  # paste-back: skin this far (in window sides) around the lips counts as mouth
 MOUTH_BOX = 0.42  # side of the mouth crop (metrics, mouth discriminator), in window sides
 SKETCH_WIDTH = 1.0 / 128  # line width of the sketches, in window sides
 NOSE_LOWER = [98, 97, 2, 326, 327]  # nostrils and the columella
@@ -109,6 +110,18 @@ def paste_mask(repaint: np.ndarray) -> np.ndarray:
     inside = (repaint > 0).astype(np.uint8)  # eroded as bytes: several times faster than as floats, same result
     core = cv2.erode(inside, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
     return cv2.GaussianBlur(core.astype(np.float32), (0, 0), r / 3) * inside
+
+
+def mouth_region(lips_windows: list[np.ndarray], size: int) -> np.ndarray:
+    """(size, size) float mask, 1 over the lips given (each (40, 2) pixels: the generated
+    mouth and the real one) and MOUTH_MARGIN around them, soft-edged: where the paste-back
+    leaves the generated pixels' own contrast."""
+    m = np.zeros((size, size), np.uint8)
+    for lips in lips_windows:
+        cv2.fillConvexPoly(m, cv2.convexHull(np.round(np.asarray(lips)[:, :2]).astype(np.int32)), 1)
+    r = max(1, int(round(MOUTH_MARGIN * size)))
+    m = cv2.dilate(m, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
+    return cv2.GaussianBlur(m.astype(np.float32), (0, 0), r / 2)
 
 
 def mouth_box(lips_window: np.ndarray, size: int) -> tuple[int, int, int]:
