@@ -18,6 +18,27 @@ def test_version():
     assert r.returncode == 0 and __version__ in r.stdout
 
 
+def test_every_shipped_config_loads():
+    """A typo in a shipped config would only surface minutes into a user's run."""
+    from pathlib import Path
+
+    from dhlive.config import load_config
+    from dhlive.data.prepare import PrepareConfig
+    from dhlive.train.audio import DistillConfig
+    from dhlive.train.render import TrainRenderConfig, check_config
+
+    configs = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
+    assert len(configs) >= 9
+    for path in configs:
+        if path.name.startswith("render_"):
+            check_config(load_config(path, TrainRenderConfig))
+        elif path.name.startswith("audio"):
+            load_config(path, DistillConfig)
+        else:
+            assert path.name == "prepare.yaml", path
+            load_config(path, PrepareConfig)
+
+
 def one_line_error(r, *needles):
     assert r.returncode == 1, r.stdout + r.stderr
     assert "Traceback" not in r.stderr
