@@ -212,7 +212,7 @@ def infer(audio_path, avatar, out, audio_model, renderer, device, batch, colour_
     if batch < 1:
         raise DhliveError("--batch must be at least 1")
     res = run(audio_path, avatar, out, audio_model=audio_model, renderer=renderer, progress=not quiet,
-              cfg=InferConfig(batch=batch, device=device, colour_match=colour_match or "skin"))
+              cfg=InferConfig(batch=batch, device=device, colour_match=colour_match or InferConfig.colour_match))
     click.echo(f"{res['out']}: {res['frames']} frames ({res['audio_seconds']:.1f} s of audio) in {res['seconds']:.1f} s, "
                f"{res['fps']:.1f} frames/s on {res['device']} (real-time factor {res['real_time_factor']:.2f})")
 
@@ -232,7 +232,7 @@ def stream(audio_path, avatar, out, audio_model, renderer, device, batch, colour
             click.echo(f"raw rgb24 frames, {w}x{h}, 25 fps, on stdout", err=True)
 
     res = run(audio_path, avatar, out if out else sys.stdout.buffer, audio_model=audio_model, renderer=renderer,
-              cfg=InferConfig(batch=batch, device=device, colour_match=colour_match or "skin"), realtime=realtime,
+              cfg=InferConfig(batch=batch, device=device, colour_match=colour_match or InferConfig.colour_match), realtime=realtime,
               stdin=sys.stdin.buffer, on_start=announce)
     lat = res["latency_ms"]
     click.echo(f"{res['out']}: {res['frames']} frames; latency from a chunk's arrival to its frame: mean {lat.get('mean', 0):.0f} ms, "
