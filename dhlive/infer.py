@@ -215,22 +215,37 @@ TEXTURE_FLOOR = 0.5  # the generated skin's local contrast is damped to the real
 def match_edge(generated: np.ndarray, window: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """Shift the generated window's colour so that, in the feathered band where it meets the
     real frame, its local mean colour equals the frame's: a smooth per-channel correction
-    field (not one global offset), so light falling across the face is followed too. The
-    field is smooth, so it is computed at a quarter of the resolution."""
-    band = ((alpha > 0.02) & (alpha < 0.9)).astype(np.float32)
+    field (not one global offset), so light falling across the face is followed too. Where
+    the jaw crosses the band, the two differ in kind, not in colour; those pixels are left
+    out (`_same_skin`), or the whole face would take their offset (0.4 dB of the fine-tuned
+    d6 mouth, docs/render.md). The field is smooth, so it is computed at a quarter of the
+    resolution."""
     size = generated.shape[1], generated.shape[0]
     small = (max(8, size[0] // 4), max(8, size[1] // 4))
-    band_s = cv2.resize(band, small, interpolation=cv2.INTER_AREA)
+    band_s = cv2.resize(((alpha > 0.02) & (alpha < 0.9)).astype(np.float32), small, interpolation=cv2.INTER_AREA)
+    diff_s = cv2.resize(window - generated, small, interpolation=cv2.INTER_AREA)
+    band_s *= _same_skin(diff_s, band_s)
     if band_s.sum() * (size[0] * size[1]) / (small[0] * small[1]) < 16:
         return generated
     sigma = small[1] / 12
-    diff_s = cv2.resize((window - generated) * band[..., None], small, interpolation=cv2.INTER_AREA)
-    mean = diff_s.sum((0, 1)) / band_s.sum()  # the band's mean offset: area averages keep it, at 1/16 of the cost
+    diff_s *= band_s[..., None]
+    mean = diff_s.sum((0, 1)) / band_s.sum()  # the band's mean offset
     diff_s = cv2.GaussianBlur(diff_s, (0, 0), sigma)
     weight_s = cv2.GaussianBlur(band_s, (0, 0), sigma)[..., None]
     # where the band is far away, fall back to the band's mean offset
     field = (diff_s + mean * 1e-2) / (weight_s + 1e-2)
     return generated + cv2.resize(field, size, interpolation=cv2.INTER_LINEAR)
+
+
+def _same_skin(difference: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """Where (weight > 0) the real and generated windows differ by about the typical amount,
+    from their (H, W, 3) difference at a quarter of the resolution: the same skin, shaded
+    differently. Elsewhere (more than SKIN_CHANGE grey levels from the median difference) the
+    jaw or the lips moved, and comparing colours there would be comparing different things."""
+    change = cv2.GaussianBlur(difference.mean(-1), (0, 0), 1.0)
+    if (weight > 0).sum() < 4:
+        return np.ones_like(change)
+    return (np.abs(change - np.median(change[weight > 0])) < SKIN_CHANGE).astype(np.float32)
 
 
 def match_skin(generated: np.ndarray, window: np.ndarray, alpha: np.ndarray, lips: list[np.ndarray]) -> np.ndarray:
@@ -251,9 +266,7 @@ def match_skin(generated: np.ndarray, window: np.ndarray, alpha: np.ndarray, lip
     mouth = inputs.mouth_region([np.asarray(p)[:, :2] * (small[0] / size[0]) for p in lips], small[0])
     weight = ((down(alpha) > 0.02) & (mouth < 0.5)).astype(np.float32)
     gen, win = down(generated), down(window)
-    change = cv2.GaussianBlur((gen - win).mean(-1), (0, 0), 1.0)
-    if weight.sum() >= 4:
-        weight *= np.abs(change - np.median(change[weight > 0])) < SKIN_CHANGE
+    weight *= _same_skin(win - gen, weight)
     if weight.sum() < 4:
         return generated
     w = weight[..., None]

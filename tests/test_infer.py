@@ -152,6 +152,14 @@ def test_match_edge_removes_a_colour_cast_at_the_edge():
     assert np.abs(fixed[band] - window[band]).max() < 2.0
     composite = inputs.composite(fixed, window, paste[..., None]).astype(np.uint8)
     assert seam_score(composite, paste)["colour_step"] < seam_score(inputs.composite(generated, window, paste[..., None]).astype(np.uint8), paste)["colour_step"]
+    # where the drawn jaw crosses the band (a dark patch there, not a colour cast), the rest
+    # of the face keeps the right shift instead of taking the patch's offset
+    jaw = np.zeros((128, 128), bool)
+    jaw[104:124, 30:98] = True
+    generated[jaw] -= 80
+    fixed = match_edge(generated, window, paste)
+    assert np.abs(fixed[48:96, 40:88] - window[48:96, 40:88]).max() < 2.0
+    assert np.abs(fixed[band & ~jaw] - window[band & ~jaw]).max() < 2.0
 
 
 def test_match_skin_gives_the_skin_the_real_colour_and_smoothness_but_keeps_the_mouth():
