@@ -91,7 +91,7 @@ def provision(face_model):
               help="Training avatars with audio (several may follow one --avatars).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for the model, PCA, logs.")
 @click.option("--eval-avatars", multiple=True, type=click.Path(file_okay=False),
-              help="Held-out avatars evaluated at the end (never trained on).")
+              help="Held-out avatars evaluated at the end (never trained on; none may share a recording with a training avatar).")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False),
               help="YAML file of training options (see configs/audio.yaml).")
 @click.option("--steps", type=int, help="Training steps [default: 2000].")

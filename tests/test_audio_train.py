@@ -115,24 +115,29 @@ def test_synthetic_speech_teaches_articulation():
     assert heard_loss() < 0.8 * before
 
 
+def _talking(root, name: str, text: str):
+    """An avatar of the moving astronaut saying `text` (generated speech)."""
+    from dhlive.speech import synthesize
+
+    audio = synthesize(text, words_per_minute=190)
+    n = int(np.ceil(audio.size / 640))
+    clip = write_clip(root / f"{name}.mp4", moving_frames(astronaut_frame(), n), audio=audio)
+    return prepare(clip, name, root, PrepareConfig(size=128), progress=False).path
+
+
 @pytest.fixture(scope="module")
 def talking_avatar(tmp_path_factory):
     """About 4 s of generated speech over the moving astronaut."""
-    from dhlive.speech import synthesize
-
-    audio = synthesize("Hello there, how are you today? I am fine, thank you very much.", words_per_minute=190)
-    n = int(np.ceil(audio.size / 640))
-    root = tmp_path_factory.mktemp("talking")
-    clip = write_clip(root / "talk.mp4", moving_frames(astronaut_frame(), n), audio=audio)
-    return prepare(clip, "talk", root, PrepareConfig(size=128), progress=False).path
+    return _talking(tmp_path_factory.mktemp("talking"), "talk",
+                    "Hello there, how are you today? I am fine, thank you very much.")
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, talking_avatar):
-    """A tiny model trained through the CLI on the generated avatar, evaluated on a copy."""
+    """A tiny model trained through the CLI on the generated avatar, evaluated on another
+    recording of the same face."""
     root = tmp_path_factory.mktemp("distill")
-    held = root / "held"
-    shutil.copytree(talking_avatar, held)
+    held = _talking(root, "held", "Seven bright boats sailed past the old harbour wall at noon.")
     cfg = root / "small.yaml"
     cfg.write_text("".join(f"{k}: {v}\n" for k, v in SMALL.items()))
     out = root / "model"
@@ -182,6 +187,34 @@ def test_resume_with_other_synthetic_speech_settings_is_refused(talking_avatar, 
         with pytest.raises(DhliveError, match="phonetic"):
             T.distill([talking_avatar], tmp_path, T.DistillConfig(**{**SMALL, "steps": 8, "copies": 0, **change}),
                       progress=False, resume=True)
+
+
+def test_one_recording_is_recognised_after_reencoding_and_cutting():
+    from scipy.signal import resample_poly
+
+    from dhlive.audio.clips import SAME_RECORDING_R, recording_match, shared_recordings
+    from dhlive.speech import synthesize
+
+    speech = synthesize("Hello there, how are you today? I am fine, thank you very much.", words_per_minute=190)
+    rng = np.random.default_rng(0)
+    # the same recording cut 0.4 s later, through 44.1 kHz and back, 6 dB quieter, with noise at 30 dB SNR
+    copy = resample_poly(resample_poly(speech[6400:], 441, 160), 160, 441).astype(np.float32) * 0.5
+    copy += rng.standard_normal(copy.size).astype(np.float32) * np.sqrt(np.mean(copy ** 2) / 1000)
+    r, offset = recording_match(speech, copy)
+    assert r >= SAME_RECORDING_R and offset == 10  # 0.4 s = 10 video frames
+    other = synthesize("Where are you going this evening? We could walk down to the river.",
+                       words_per_minute=190)  # same voice, other words
+    assert recording_match(speech, other)[0] < SAME_RECORDING_R - 0.1
+    clips = [type("C", (), {"audio": a})() for a in (speech, other, copy)]
+    assert sorted(map(sorted, shared_recordings(clips))) == [[0, 2], [1]]
+
+
+def test_an_evaluation_avatar_from_a_training_recording_is_refused(talking_avatar, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(talking_avatar, copy)
+    with pytest.raises(DhliveError, match="same recording as training avatar"):
+        T.distill([talking_avatar], tmp_path / "m", T.DistillConfig(**SMALL), eval_avatars=[copy], progress=False)
+    assert not (tmp_path / "m").exists()
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from ..audio.clips import Clip, load_clip
+from ..audio.clips import Clip, load_clip, shared_recordings
 from ..audio.features import FEATURE_DIM, FPS, N_MELS, SAMPLE_RATE, fbank_features
 from ..audio.model import AudioModel, AudioModelConfig
 from ..audio.phonetic import N_FEATURES
@@ -368,6 +368,11 @@ def distill(avatars: list, out: str | os.PathLike, cfg: DistillConfig | None = N
 
     clips = [load_clip(a) for a in tqdm(avatars, desc="loading avatars", disable=not progress)]
     held = [load_clip(a) for a in eval_avatars]
+    for group in shared_recordings(held + clips) if held else ():
+        both = sorted(group)
+        if both[0] < len(held) <= both[-1]:  # an evaluation clip heard in training scores what it learned
+            raise DhliveError(f"{eval_avatars[both[0]]}: has the same recording as training avatar "
+                              f"{avatars[both[-1] - len(held)]} (split by recording)")
     out.mkdir(parents=True, exist_ok=True)
     state_path, basis_path = out / STATE_FILE, out / MOUTH_PCA_FILE
 
