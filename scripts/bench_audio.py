@@ -1,10 +1,10 @@
-"""Benchmark the audio model: leave-one-clip-out over the talking clips, silence, streaming cost.
+"""Benchmark the audio model: leave-one-out over the talking clips (by recording), silence, streaming cost.
 
     .venv/bin/python scripts/bench_audio.py [--data ../shared/data] [--json bench_audio.json]
         [--steps 3000] [--config configs/audio.yaml] [--only NAME ...] [--work DIR]
 
 For each of the talking clips in ../shared/data/talking: train `dhlive distill-audio` on
-the other clips, evaluate on it (aperture Pearson r against the real video, articulation
+the other clips (less any cut from the same recording, which are held out with it), evaluate on it (aperture Pearson r against the real video, articulation
 ratio std(gen)/std(real), best lag); on the same held-out speaker, the share of frames
 with the mouth closed (aperture below rest + 10% of its range) during 3 s of digital
 silence, 3 s of faint room noise, the shared 440 Hz sine tone and synthetic music.
@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from dhlive import __version__, media
-from dhlive.audio.clips import load_clip
+from dhlive.audio.clips import load_clip, shared_recordings
 from dhlive.audio.evaluate import evaluate_clip, silence_check
 from dhlive.audio.features import SAMPLE_RATE, SAMPLES_PER_FRAME
 from dhlive.audio.inference import MouthStream
@@ -83,26 +83,40 @@ def main() -> None:
     t0 = time.time()
     folders = talking_avatars(args.data, args.cache)
     sounds = non_speech_sounds(args.data)
+    # clips cut from one recording are held out together: training on one copy and scoring
+    # the other measures memory, not a new speaker
+    group_of = {}
+    for group in shared_recordings([load_clip(f, with_images=False) for f in folders]):
+        for i in group:
+            group_of[folders[i]] = [folders[j] for j in sorted(group)]
     rows = []
+    runs = {}  # training clips -> the run trained on them (the folds of one recording share it)
     for held in folders:
         if args.only and held.name not in args.only:
             continue
-        run = args.work / held.name
-        train = [f for f in folders if f != held]
+        train = [f for f in folders if f not in group_of[held]]
+        run = runs.setdefault(tuple(train), args.work / held.name)
+        used = run / "training_clips.txt"
+        listed = "".join(f"{f.name}\n" for f in train)
+        if used.exists() and used.read_text() != listed:
+            sys.exit(f"{run}: was trained on other clips than this benchmark now uses; pick another --work")
         if not (run / "audio_model.pt").exists():
+            run.mkdir(parents=True, exist_ok=True)
+            used.write_text(listed)
             distill(train, run, load_config(args.config, DistillConfig, steps=args.steps), resume=True,
                     progress=sys.stderr.isatty())
         model, basis = load_audio_model(run)
         clip = load_clip(held)
         row = evaluate_clip(model, basis, clip)
         row["closed"] = {k: silence_check(model, basis, clip, a) for k, a in sounds.items()}
+        row["held_out_with"] = [f.name for f in group_of[held] if f != held]
         rows.append(row)
         print(f"{held.name:42s} r {row['aperture_r']:.3f}  articulation {row['articulation']:.2f}  "
               f"lag {row['best_lag']:+d}  closed " + " ".join(f"{k} {v:.0%}" for k, v in row["closed"].items()), flush=True)
     mean = {k: float(np.mean([r[k] for r in rows])) for k in ("aperture_r", "articulation", "best_lag", "aperture_r_at_best_lag")}
     mean["closed"] = {k: float(np.mean([r["closed"][k] for r in rows])) for k in sounds}
     mean["closed_min"] = {k: float(np.min([r["closed"][k] for r in rows])) for k in sounds}
-    model, _ = load_audio_model(args.work / rows[-1]["clip"])
+    model, _ = load_audio_model(run)
     report = {"dhlive": __version__, "machine": machine(), "torch_threads": torch.get_num_threads(),
               "steps": args.steps, "config": str(args.config) if args.config else None,
               "seconds": round(time.time() - t0, 1), "n_folds": len(rows), "mean": mean,

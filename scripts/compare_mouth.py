@@ -4,8 +4,9 @@ saved as JSON (the table in docs/audio.md comes from here).
 
     .venv/bin/python scripts/compare_mouth.py [--data ../shared/data] [--json compare_mouth.json]
 
-For each held-out clip and each variant (kind, components k, lip weight w), a basis is fitted on the other clips; the held-out
-clip's real mouth is encoded and decoded, and its decoded mouth is compared with the real one:
+For each held-out clip and each variant (kind, components k, lip weight w), a basis is fitted on
+the other clips (less any cut from the same recording); the held-out clip's real mouth is
+encoded and decoded, and its decoded mouth is compared with the real one:
   aperture_r  Pearson r of the aperture |13-14|/|78-308| (opening)
   width_r     r of the outer corner distance |61-291| (width, rounding)
   protrusion_r r of the outer lips' depth relative to the rest shape (rounding)
@@ -25,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dhlive.audio.clips import load_clip
+from dhlive.audio.clips import load_clip, shared_recordings
 from dhlive.audio.mouth import IMAGE_H, IMAGE_W, LIPS, aperture, fit_basis, mouth_deltas
 from dhlive.eval.metrics import pearson
 
@@ -73,8 +74,9 @@ def main() -> None:
     feats = [context_features(c) for c in clips]
     names = [f"{kind} k={k} w={w:g}" for kind, k, w in VARIANTS]
     rows = {n: [] for n in names}
+    together = {i: g for g in shared_recordings(clips) for i in g}  # one recording: held out as one
     for h, held in enumerate(clips):
-        train = [i for i in range(len(clips)) if i != h]
+        train = [i for i in range(len(clips)) if i not in together[h]]
         dl = np.concatenate([deltas[i][0] for i in train])
         di = np.concatenate([deltas[i][1] for i in train])
         x = np.concatenate([feats[i] for i in train])
