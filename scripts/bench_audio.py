@@ -4,8 +4,9 @@
         [--steps 3000] [--config configs/audio.yaml] [--only NAME ...] [--work DIR]
 
 For each of the talking clips in ../shared/data/talking: train `dhlive distill-audio` on
-the other clips (less any cut from the same recording, which are held out with it), evaluate on it (aperture Pearson r against the real video, articulation
-ratio std(gen)/std(real), best lag); on the same held-out speaker, the share of frames
+the other clips (less any cut from the same recording, which are held out with it),
+evaluate on it (aperture Pearson r against the real video, articulation ratio
+std(gen)/std(real), best lag); on the same held-out speaker, the share of frames
 with the mouth closed (aperture below rest + 10% of its range) during 3 s of digital
 silence, 3 s of faint room noise, the shared 440 Hz sine tone and synthetic music.
 Streaming cost: ms per 40 ms chunk through MouthStream on one CPU thread.

@@ -1,6 +1,7 @@
 """distill-audio: real training steps on small generated data, resume, reload, clear errors."""
 
 import shutil
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -205,7 +206,7 @@ def test_one_recording_is_recognised_after_reencoding_and_cutting():
     other = synthesize("Where are you going this evening? We could walk down to the river.",
                        words_per_minute=190)  # same voice, other words
     assert recording_match(speech, other)[0] < SAME_RECORDING_R - 0.1
-    clips = [type("C", (), {"audio": a})() for a in (speech, other, copy)]
+    clips = [SimpleNamespace(audio=a) for a in (speech, other, copy)]
     assert sorted(map(sorted, shared_recordings(clips))) == [[0, 2], [1]]
 
 

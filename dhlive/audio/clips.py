@@ -75,7 +75,6 @@ def load_clip(path: str | Path, with_images: bool = True) -> Clip:
     return clip
 
 
-
 def recording_match(a: np.ndarray, b: np.ndarray) -> tuple[float, int]:
     """(r, offset): the best correlation of the two audio tracks' log-mel spectrograms (the
     lower MATCH_BANDS bands) over all offsets at which they overlap by
