@@ -42,15 +42,20 @@ def cli():
               help="YAML file of prepare options (see configs/prepare.yaml).")
 @click.option("--face-model", type=click.Path(dir_okay=False),
               help="face_landmarker.task to use [default: $DHLIVE_FACE_MODEL or the cache].")
+@click.option("--audio", "audio_path", type=click.Path(dir_okay=False),
+              help="Take the speech from this file instead of the video's own sound.")
+@click.option("--audio-offset", type=float,
+              help="Seconds the sound lags the picture in the input (negative: it leads); the avatar's audio is moved to match.")
 @click.option("--force", is_flag=True, help="Replace an existing avatar of that name.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def prepare(input_path, name, out_dir, fps, size, config_path, face_model, force, quiet):
+def prepare(input_path, name, out_dir, fps, size, config_path, face_model, audio_path, audio_offset, force, quiet):
     """Turn a talking-head video (or one photo) INPUT into an avatar folder."""
     from .config import load_config
     from .data.prepare import PrepareConfig
     from .data.prepare import prepare as run
 
-    cfg = load_config(config_path, PrepareConfig, fps=fps, size=size, face_model=face_model)
+    cfg = load_config(config_path, PrepareConfig, fps=fps, size=size, face_model=face_model, audio=audio_path,
+                      audio_offset=audio_offset)
     if cfg.fps <= 0 or cfg.size < 32:
         raise DhliveError("--fps must be > 0 and --size at least 32")
     res = run(input_path, name, out_dir, cfg, force=force, progress=not quiet)

@@ -3,11 +3,14 @@ clips in ../shared/data, built once and reused."""
 
 from __future__ import annotations
 
+import json
 import os
 import platform
+import sys
 from pathlib import Path
 
 from dhlive.data.prepare import PrepareConfig, prepare
+from dhlive.errors import DhliveError
 from dhlive.formats import META_FILE
 
 REPO = Path(__file__).resolve().parents[1]
@@ -16,18 +19,52 @@ DEFAULT_CACHE = Path(os.environ.get("DHLIVE_CACHE_DIR", Path.home() / ".cache" /
 CROP_SIZE = 256  # the mouth image and landmarks do not need larger crops
 
 
-def talking_avatars(data: Path = DEFAULT_DATA, cache: Path = DEFAULT_CACHE, progress: bool = True) -> list[Path]:
-    """Prepare (or reuse) one avatar per clip in data/talking; returns their folders, sorted by name."""
-    clips = sorted((Path(data) / "talking").glob("*.mp4"))
+TALKING_DIRS = ("talking", "more/talking", "more/talking_doubtful")  # real people talking, with their own sound
+VERIFIED_ONLY = ("more/talking_doubtful",)  # used only where scripts/av_offsets.tsv lists a checked offset
+OFFSETS_FILE = Path(__file__).with_name("av_offsets.tsv")
+
+
+def av_offsets(path: Path = OFFSETS_FILE) -> dict[str, float | None]:
+    """Clip name -> seconds its sound lags its picture (scripts/check_offsets.py), None: left out."""
+    out = {}
+    for line in path.read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, frames = line.split("\t")[:2]
+            out[name] = None if frames == "-" else int(frames) / 25
+    return out
+
+
+def talking_avatars(data: Path = DEFAULT_DATA, cache: Path = DEFAULT_CACHE, progress: bool = True,
+                    dirs: tuple = ("talking",)) -> list[Path]:
+    """Prepare (or reuse) one avatar per clip in data/DIR for each of `dirs`, its sound moved by
+    its checked offset; returns their folders, sorted by name. Clips left out by the offset
+    check, and clips prepare refuses, are skipped."""
+    offsets = av_offsets()
+    clips = []
+    for d in dirs:
+        for clip in sorted((Path(data) / d).glob("*")):
+            listed = clip.stem in offsets
+            if clip.suffix in (".mp4", ".mpg") and (listed or d not in VERIFIED_ONLY) and offsets.get(clip.stem, 0) is not None:
+                clips.append(clip)
     if not clips:
-        raise SystemExit(f"no talking clips under {Path(data) / 'talking'} (pass --data)")
+        raise SystemExit(f"no talking clips under {Path(data)} {dirs} (pass --data)")
     out = []
     for clip in clips:
         folder = Path(cache) / clip.stem
-        if not (folder / META_FILE).exists():
-            prepare(clip, clip.stem, cache, PrepareConfig(size=CROP_SIZE), force=True, progress=progress)
+        offset = offsets.get(clip.stem) or 0.0
+        ready = folder / META_FILE
+        if ready.exists() and (json.loads(ready.read_text()).get("audio") or {}).get("offset", 0.0) != offset:
+            ready.unlink()  # prepared with another offset
+        if not ready.exists():
+            wav = clip.with_suffix(".wav")
+            cfg = PrepareConfig(size=CROP_SIZE, audio_offset=offset, audio=str(wav) if wav.exists() else None)
+            try:
+                prepare(clip, clip.stem, cache, cfg, force=True, progress=progress)
+            except DhliveError as e:
+                print(f"skipped {clip.name}: {e}", file=sys.stderr)
+                continue
         out.append(folder)
-    return out
+    return sorted(out, key=lambda p: p.name)
 
 
 def cpu_name() -> str:

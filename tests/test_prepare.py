@@ -71,6 +71,25 @@ def test_photo_becomes_a_still_avatar(tmp_path):
     assert 0.5 < travel < 15
 
 
+def test_separate_sound_moved_by_its_offset(tmp_path, speech):
+    """--audio takes the speech from another file; --audio-offset moves it so that a sound
+    recorded 0.2 s late lines up with the picture (and one 0.2 s early gets silence first)."""
+    photo = tmp_path / "face.png"
+    cv2.imwrite(str(photo), cv2.cvtColor(astronaut_frame(), cv2.COLOR_RGB2BGR))
+    wav = tmp_path / "speech.wav"
+    media.write_wav(wav, speech)
+    late = prepare(photo, "late", tmp_path, PrepareConfig(size=128, still_seconds=1.0, audio=str(wav),
+                                                          audio_offset=0.2), progress=False)
+    early = prepare(photo, "early", tmp_path, PrepareConfig(size=128, still_seconds=1.0, audio=str(wav),
+                                                            audio_offset=-0.2), progress=False)
+    a_late = media.load_audio(formats.load_avatar(late.path).audio_path)
+    a_early = media.load_audio(formats.load_avatar(early.path).audio_path)
+    assert np.allclose(a_late, speech[3200:], atol=1e-3)
+    assert np.abs(a_early[:3200]).max() == 0 and np.allclose(a_early[3200:], speech, atol=1e-3)
+    with pytest.raises(DhliveError, match="no audio stream"):
+        prepare(photo, "bad", tmp_path, PrepareConfig(size=128, still_seconds=1.0, audio=str(photo)), progress=False)
+
+
 def test_two_faces_follows_the_main_one(tmp_path):
     big = astronaut_frame()
     small = cv2.resize(big, (240, 240))  # its face is ~100 px, the main one ~160 px

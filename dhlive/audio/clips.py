@@ -129,3 +129,32 @@ def shared_recordings(clips: list) -> list[set]:
     for i, g in enumerate(group):
         out.setdefault(g, set()).add(i)
     return list(out.values())
+
+
+def source_of(name: str) -> str:
+    """The source a clip came from: the part of its name before '__' (the repository it was
+    taken from), or the whole name."""
+    return name.split("__", 1)[0]
+
+
+@dataclass(frozen=True)
+class Fold:
+    """One round of a benchmark held out by source: train on `train`, score `held` (clip indices)."""
+
+    source: str
+    held: tuple[int, ...]
+    train: tuple[int, ...]
+
+
+def source_folds(sources: list[str], recordings: list[set]) -> list[Fold]:
+    """A fold per source: its clips are scored after training on every other clip except those
+    that share a recording (`shared_recordings`) with one of them, so no source and no
+    recording is ever on both sides."""
+    together = {i: g for g in recordings for i in g}
+    folds = []
+    for source in sorted(set(sources)):
+        held = [i for i, s in enumerate(sources) if s == source]
+        heard = set().union(*(together.get(i, {i}) for i in held))
+        train = [i for i, s in enumerate(sources) if s != source and i not in heard]
+        folds.append(Fold(source, tuple(held), tuple(train)))
+    return folds

@@ -48,6 +48,8 @@ class PrepareConfig:
     still_seconds: float = 4.0  # length of the avatar made from a photo
     max_faces: int = 2  # faces looked for per frame (to follow the right one)
     face_model: str | None = None
+    audio: str | None = None  # the speech from this file instead of the video's own track
+    audio_offset: float = 0.0  # seconds the sound lags the picture in the input (negative: it leads)
 
 
 @dataclass
@@ -238,6 +240,15 @@ def fill_gaps(det: dict, reasons: list, max_gap: int):
     return usable, filled
 
 
+def align_audio(audio: np.ndarray, lag_seconds: float) -> np.ndarray:
+    """Move a recording's sound so it lines up with its picture: a sound that lags by
+    `lag_seconds` loses that much from its start; one that leads gets silence in front."""
+    n = int(round(lag_seconds * media.SAMPLE_RATE))
+    if n >= 0:
+        return audio[n:]
+    return np.concatenate([np.zeros(-n, audio.dtype), audio])
+
+
 # --- the whole job ---------------------------------------------------------------------
 
 def _check_name(name: str) -> None:
@@ -260,6 +271,8 @@ def prepare(input_path, name: str, out_dir="avatars", config: PrepareConfig | No
         if info.has_audio:
             raise DhliveError(f"{info.path}: has no video stream (audio only); prepare needs a video or a photo")
         raise DhliveError(f"{info.path}: contains no video frames (no streams: an empty recording?)")
+    if cfg.audio and not media.probe(cfg.audio).has_audio:
+        raise DhliveError(f"{cfg.audio}: has no audio stream")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         work = out_dir / f".{name}.partial"
@@ -366,13 +379,16 @@ def _build(info: media.MediaInfo, name: str, cfg: PrepareConfig, work: Path, fin
 
     has_audio = False
     audio_meta = None
-    if info.has_audio:
+    if cfg.audio or info.has_audio:
         try:
-            audio = media.load_audio(info.path)
+            audio = align_audio(media.load_audio(cfg.audio or info.path), cfg.audio_offset)
             media.write_wav(work / formats.AUDIO_FILE, audio)
             has_audio = True
-            audio_meta = {"sample_rate": media.SAMPLE_RATE, "samples": int(audio.size)}
+            audio_meta = {"sample_rate": media.SAMPLE_RATE, "samples": int(audio.size), "offset": cfg.audio_offset,
+                          "file": Path(cfg.audio).name if cfg.audio else None}
         except DhliveError as e:
+            if cfg.audio:
+                raise
             notes.append(f"audio track skipped: {e}")
 
     meta = {
