@@ -3,7 +3,7 @@
 VENV ?= .venv
 export DHLIVE_VENV := $(VENV)
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test lint bench clean
 
 install:
 	bash scripts/install.sh
@@ -13,6 +13,9 @@ demo: install
 
 test: install
 	$(VENV)/bin/python -m pytest -q || [ $$? -eq 5 ]  # 5: no tests collected
+
+lint: install
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
 
 bench: install
 	$(VENV)/bin/python scripts/bench_prepare.py

@@ -15,18 +15,27 @@ from pathlib import Path
 import cv2
 
 from . import media
-from .data.landmarks import cache_dir
 from .data.prepare import PrepareConfig, prepare
-from .formats import META_FILE
+from .formats import META_FILE, cache_dir
 from .infer import InferConfig, infer
 from .speech import synthesize
 
-DEMO_TEXT = ("Hello! I am a talking head made by dhlive, on your own computer, without any network. "
-             "Give me a short video of a person and some speech, and I will say it with their face.")
+DEMO_TEXT = (
+    "Hello! I am a talking head made by dhlive, on your own computer, without any network. "
+    "Give me a short video of a person and some speech, and I will say it with their face."
+)
 
 
-def demo(out="demo.mp4", *, text: str = DEMO_TEXT, work=None, audio_model=None, renderer=None, device: str = "auto",
-         progress: bool = True) -> dict:
+def demo(
+    out="demo.mp4",
+    *,
+    text: str = DEMO_TEXT,
+    work=None,
+    audio_model=None,
+    renderer=None,
+    device: str = "auto",
+    progress: bool = True,
+) -> dict:
     """Write `out`; returns infer's summary plus the total seconds. `work` caches the avatar
     and the speech (default: the dhlive cache folder)."""
     from skimage import data as skdata
@@ -43,7 +52,14 @@ def demo(out="demo.mp4", *, text: str = DEMO_TEXT, work=None, audio_model=None, 
     speech = work / f"speech-{hashlib.sha1(text.encode()).hexdigest()[:10]}.wav"
     if not speech.exists():
         media.write_wav(speech, synthesize(text, words_per_minute=150))
-    res = infer(speech, avatar, Path(out), audio_model=audio_model, renderer=renderer,
-                cfg=InferConfig(device=device), progress=progress)
+    res = infer(
+        speech,
+        avatar,
+        Path(out),
+        audio_model=audio_model,
+        renderer=renderer,
+        cfg=InferConfig(device=device),
+        progress=progress,
+    )
     res["total_seconds"] = round(time.perf_counter() - start, 2)
     return res

@@ -13,6 +13,9 @@ Avatar folder (written by `dhlive prepare`, read by every later stage), version 
       face_mat_mask.pkl     {"version", "pose" (N,4,4), "euler" (N,3), "mean_face" (478,3),
                              "lower_face" (K,3), "lower_face_pixels" (N,K,2)}
       audio.wav             16 kHz mono, only when the input had audio
+      renderer/             the avatar's own renderer, fine-tuned from the base (optional):
+        render_model.pt     written last, when the fine-tune is done; its info says which
+                            frames it trained on. train_state.pt, log.csv while it runs
 
 Coordinates: pixels are (x right, y down, z depth away from the camera, in x's pixel
 scale) in the upright source frame. Canonical is the person's frontal face: origin at
@@ -34,6 +37,7 @@ import math
 import os
 import pickle
 import shutil
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,11 +46,10 @@ import cv2
 import numpy as np
 
 from .errors import DhliveError
+from .facemesh import N_BLENDSHAPES, N_LANDMARKS
 
 AVATAR_FORMAT = "dhlive-avatar"
 AVATAR_VERSION = 1
-N_LANDMARKS = 478
-N_BLENDSHAPES = 52
 
 META_FILE = "meta.json"
 IMAGE_DIR = "image"
@@ -55,6 +58,7 @@ SOURCE_VIDEO_FILE = "source.mp4"
 KEYPOINTS_FILE = "keypoint_rotate.pkl"
 POSE_FILE = "face_mat_mask.pkl"
 AUDIO_FILE = "audio.wav"
+AVATAR_RENDERER_DIR = "renderer"
 
 
 # --- safe pickles --------------------------------------------------------------------
@@ -143,6 +147,7 @@ def write_json(path: str | os.PathLike, obj) -> None:
 
 # --- the avatar folder -----------------------------------------------------------------
 
+
 @dataclass
 class Avatar:
     """A validated avatar folder. Arrays are loaded eagerly (they are small); images lazily."""
@@ -184,6 +189,12 @@ class Avatar:
         return self.root / AUDIO_FILE if self.meta.get("has_audio") else None
 
     @property
+    def renderer_path(self) -> Path | None:
+        """The avatar's own fine-tuned renderer, when it has a finished one."""
+        path = self.root / AVATAR_RENDERER_DIR / RENDER_MODEL_FILE
+        return path if path.is_file() else None
+
+    @property
     def source_video_path(self) -> Path:
         return self.root / SOURCE_VIDEO_FILE
 
@@ -207,20 +218,45 @@ class Avatar:
         return out
 
 
-def save_avatar(root: str | os.PathLike, meta: dict, *, pixels, canonical, blendshapes,
-                pose, euler, mean_face, lower_face, lower_face_pixels) -> None:
+def save_avatar(
+    root: str | os.PathLike,
+    meta: dict,
+    *,
+    pixels,
+    canonical,
+    blendshapes,
+    pose,
+    euler,
+    mean_face,
+    lower_face,
+    lower_face_pixels,
+) -> None:
     """Write the pickles and meta.json of an avatar whose image/ and media are in place.
 
     meta.json is written last: its presence marks the folder complete.
     """
     root = Path(root)
     f32 = lambda a: np.ascontiguousarray(a, np.float32)  # noqa: E731
-    save_pickle(root / KEYPOINTS_FILE, {
-        "version": AVATAR_VERSION, "pixels": f32(pixels), "canonical": f32(canonical),
-        "blendshapes": f32(blendshapes)})
-    save_pickle(root / POSE_FILE, {
-        "version": AVATAR_VERSION, "pose": f32(pose), "euler": f32(euler), "mean_face": f32(mean_face),
-        "lower_face": f32(lower_face), "lower_face_pixels": f32(lower_face_pixels)})
+    save_pickle(
+        root / KEYPOINTS_FILE,
+        {
+            "version": AVATAR_VERSION,
+            "pixels": f32(pixels),
+            "canonical": f32(canonical),
+            "blendshapes": f32(blendshapes),
+        },
+    )
+    save_pickle(
+        root / POSE_FILE,
+        {
+            "version": AVATAR_VERSION,
+            "pose": f32(pose),
+            "euler": f32(euler),
+            "mean_face": f32(mean_face),
+            "lower_face": f32(lower_face),
+            "lower_face_pixels": f32(lower_face_pixels),
+        },
+    )
     meta = {"format": AVATAR_FORMAT, "version": AVATAR_VERSION, **meta}
     write_json(root / META_FILE, meta)
 
@@ -234,14 +270,19 @@ def _array(d: dict, key: str, shape: tuple, root: Path, fname: str) -> np.ndarra
     _require(isinstance(d, dict) and key in d, root, f"{fname} has no '{key}'")
     a = np.asarray(d[key])
     ok = a.ndim == len(shape) and all(s is None or s == n for s, n in zip(shape, a.shape))
-    _require(ok, root, f"{fname}['{key}'] has shape {a.shape}, expected {tuple('N' if s is None else s for s in shape)}")
-    _require(np.issubdtype(a.dtype, np.floating) and np.isfinite(a).all(), root, f"{fname}['{key}'] is not finite float data")
+    _require(
+        ok, root, f"{fname}['{key}'] has shape {a.shape}, expected {tuple('N' if s is None else s for s in shape)}"
+    )
+    _require(
+        np.issubdtype(a.dtype, np.floating) and np.isfinite(a).all(), root, f"{fname}['{key}'] is not finite float data"
+    )
     return a.astype(np.float32, copy=False)
 
 
 def load_avatar(root: str | os.PathLike, check_images: bool = True) -> Avatar:
-    """Load and validate an avatar folder; any problem is one DhliveError naming it."""
-    root = Path(root)
+    """Load and validate an avatar folder (a path, or a name in the avatars folder: find_avatar);
+    any problem is one DhliveError naming it."""
+    root = find_avatar(root)
     _require(root.is_dir(), root, "no such folder")
     meta_path = root / META_FILE
     _require(meta_path.exists(), root, f"incomplete: no {META_FILE} (was prepare interrupted?)")
@@ -249,9 +290,14 @@ def load_avatar(root: str | os.PathLike, check_images: bool = True) -> Avatar:
         meta = json.loads(meta_path.read_text())
     except (ValueError, UnicodeDecodeError):
         raise DhliveError(f"avatar folder {root}: {META_FILE} is not valid JSON") from None
-    _require(isinstance(meta, dict) and meta.get("format") == AVATAR_FORMAT, root, f"{META_FILE} is not a dhlive avatar")
-    _require(meta.get("version") == AVATAR_VERSION, root,
-             f"format version {meta.get('version')} is not supported (this dhlive reads version {AVATAR_VERSION})")
+    _require(
+        isinstance(meta, dict) and meta.get("format") == AVATAR_FORMAT, root, f"{META_FILE} is not a dhlive avatar"
+    )
+    _require(
+        meta.get("version") == AVATAR_VERSION,
+        root,
+        f"format version {meta.get('version')} is not supported (this dhlive reads version {AVATAR_VERSION})",
+    )
     for key in ("n_frames", "fps", "crop_size", "crop_boxes", "source"):
         _require(key in meta, root, f"{META_FILE} has no '{key}'")
     n = int(meta["n_frames"])
@@ -266,10 +312,13 @@ def load_avatar(root: str | os.PathLike, check_images: bool = True) -> Avatar:
     kp = load_pickle(root / KEYPOINTS_FILE)
     pz = load_pickle(root / POSE_FILE)
     for fname, d in ((KEYPOINTS_FILE, kp), (POSE_FILE, pz)):
-        _require(isinstance(d, dict) and d.get("version") == AVATAR_VERSION, root, f"{fname} has an unsupported version")
+        _require(
+            isinstance(d, dict) and d.get("version") == AVATAR_VERSION, root, f"{fname} has an unsupported version"
+        )
     lower = _array(pz, "lower_face", (None, 3), root, POSE_FILE)
     avatar = Avatar(
-        root=root, meta=meta,
+        root=root,
+        meta=meta,
         pixels=_array(kp, "pixels", (n, N_LANDMARKS, 3), root, KEYPOINTS_FILE),
         canonical=_array(kp, "canonical", (n, N_LANDMARKS, 3), root, KEYPOINTS_FILE),
         blendshapes=_array(kp, "blendshapes", (n, N_BLENDSHAPES), root, KEYPOINTS_FILE),
@@ -283,8 +332,34 @@ def load_avatar(root: str | os.PathLike, check_images: bool = True) -> Avatar:
         image_dir = root / IMAGE_DIR
         names = set(os.listdir(image_dir)) if image_dir.is_dir() else set()
         absent = [i for i in range(n) if IMAGE_PATTERN.format(i) not in names]
-        _require(not absent, root, f"incomplete: {len(absent)} of {n} crops missing from {IMAGE_DIR}/ (first: {IMAGE_PATTERN.format(absent[0]) if absent else ''})")
+        _require(
+            not absent,
+            root,
+            f"incomplete: {len(absent)} of {n} crops missing from {IMAGE_DIR}/ "
+            f"(first: {IMAGE_PATTERN.format(absent[0]) if absent else ''})",
+        )
     return avatar
+
+
+AVATARS_ENV = "DHLIVE_AVATARS"  # where avatars named by a bare name live [default: ./avatars]
+
+
+def avatars_dir() -> Path:
+    return Path(os.environ.get(AVATARS_ENV) or "avatars")
+
+
+def find_avatar(ref: str | os.PathLike) -> Path:
+    """The avatar folder `ref` names: a path to one, or a bare name looked up in the avatars
+    folder. An unknown name is one error listing the avatars that exist."""
+    path = Path(ref)
+    if path.is_dir() or len(path.parts) > 1 or str(ref) in (".", ".."):
+        return path
+    home = avatars_dir()
+    if (home / path).is_dir():
+        return home / path
+    known = sorted(p.name for p in home.iterdir() if (p / META_FILE).is_file()) if home.is_dir() else []
+    there = f"avatars in {home}: {', '.join(known)}" if known else f"no avatars in {home} (set {AVATARS_ENV})"
+    raise DhliveError(f"no avatar named {str(ref)!r}; {there}")
 
 
 def replace_folder(tmp: Path, final: Path) -> None:
@@ -305,7 +380,10 @@ MOUTH_FORMAT = "dhlive-mouth-pca"
 MOUTH_VERSION = 1
 MOUTH_PCA_FILE = "pca.pkl"
 _MOUTH_FIELDS = {  # name -> shape (k = number of coefficients, D = PCA input size)
-    "mean": ("D",), "components": ("k", "D"), "explained": ("k",), "decoder": ("k+1", "L"),
+    "mean": ("D",),
+    "components": ("k", "D"),
+    "explained": ("k",),
+    "decoder": ("k+1", "L"),
 }
 
 
@@ -327,15 +405,23 @@ def load_mouth_pca(path: str | os.PathLike) -> dict:
             raise DhliveError(f"mouth PCA {path}: {problem}")
 
     need(isinstance(d, dict) and d.get("format") == MOUTH_FORMAT, "not a dhlive mouth PCA file")
-    need(d.get("version") == MOUTH_VERSION, f"version {d.get('version')} is not supported (this dhlive reads {MOUTH_VERSION})")
+    need(
+        d.get("version") == MOUTH_VERSION,
+        f"version {d.get('version')} is not supported (this dhlive reads {MOUTH_VERSION})",
+    )
     for key in ("kind", "lip_indices", "image_size", "lip_scale", "pixel_scale", "coeff_scale", *_MOUTH_FIELDS):
         need(key in d, f"has no '{key}'")
     arrays = {k: np.asarray(d[k]) for k in _MOUTH_FIELDS}
     for k, a in arrays.items():
-        need(a.dtype.kind == "f" and np.isfinite(a).all() and a.ndim == len(_MOUTH_FIELDS[k]), f"'{k}' is not a finite float array of the right rank")
+        need(
+            a.dtype.kind == "f" and np.isfinite(a).all() and a.ndim == len(_MOUTH_FIELDS[k]),
+            f"'{k}' is not a finite float array of the right rank",
+        )
     k, dim = arrays["components"].shape
-    need(arrays["mean"].shape == (dim,) and arrays["explained"].shape == (k,) and arrays["decoder"].shape[0] == k + 1,
-         "array shapes disagree with each other")
+    need(
+        arrays["mean"].shape == (dim,) and arrays["explained"].shape == (k,) and arrays["decoder"].shape[0] == k + 1,
+        "array shapes disagree with each other",
+    )
     return {**d, **{n: a.astype(np.float32) for n, a in arrays.items()}}
 
 
@@ -358,21 +444,65 @@ def save_checkpoint(path: str | os.PathLike, kind: str, payload: dict) -> None:
 
 
 def load_checkpoint(path: str | os.PathLike, kind: str) -> dict:
+    """A checkpoint written by save_checkpoint, checked to be of `kind`. Anything else, a file
+    that holds Python objects a stranger could make run code, a text file, another program's
+    model, is refused with one line saying which."""
     import torch
 
     path = Path(path)
     if not path.is_file():
         raise DhliveError(f"{path}: no such checkpoint")
+    with path.open("rb") as f:
+        head = f.read(512)
+    if not head.startswith(b"PK"):  # torch writes a zip archive
+        what = (
+            "empty"
+            if not head
+            else "a Python pickle, not opened: it could run code"
+            if head[:1] == b"\x80"
+            else "a text file"
+            if _is_text(head)
+            else "not a torch file"
+        )
+        raise DhliveError(f"{path}: not a dhlive checkpoint ({what})")
     try:
-        d = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            d = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise DhliveError(
+            f"{path}: refused: it holds Python objects besides tensors and numbers, and loading those could run code"
+        ) from None
     except Exception as e:
-        raise DhliveError(f"{path}: not a loadable checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:120]})") from None
-    if not isinstance(d, dict) or d.get("format") != kind:
-        found = d.get("format") if isinstance(d, dict) else type(d).__name__
-        raise DhliveError(f"{path}: is a {found!r} checkpoint, expected {kind!r}")
+        raise DhliveError(f"{path}: not a readable checkpoint ({type(e).__name__}; truncated or damaged?)") from None
+    if not isinstance(d, dict) or not isinstance(d.get("format"), str):
+        raise DhliveError(f"{path}: not a dhlive checkpoint (another program's model or data?); expected {kind!r}")
+    if d["format"] != kind:
+        raise DhliveError(f"{path}: is a {d['format']!r} checkpoint, expected {kind!r}")
     if d.get("version") != CHECKPOINT_VERSION:
-        raise DhliveError(f"{path}: checkpoint version {d.get('version')} is not supported (this dhlive reads {CHECKPOINT_VERSION})")
+        raise DhliveError(
+            f"{path}: checkpoint version {d.get('version')} is not supported (this dhlive reads {CHECKPOINT_VERSION})"
+        )
     return d
+
+
+def _is_text(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+ENV_CACHE_DIR = "DHLIVE_CACHE_DIR"
+
+
+def cache_dir() -> Path:
+    """Where dhlive keeps what it can make again (the face model, the demo, training caches)."""
+    if os.environ.get(ENV_CACHE_DIR):
+        return Path(os.environ[ENV_CACHE_DIR])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "dhlive"
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -398,15 +528,23 @@ RENDER_MODEL_FORMAT = "dhlive-render-model"
 RENDER_MODEL_FILE = "render_model.pt"
 RENDER_TRAIN_STATE_FORMAT = "dhlive-render-train-state"
 
-# A render pack: one avatar's training material in one portable file (what a lent GPU
-# machine receives instead of thousands of PNGs): the render windows as JPEG, and per frame
+# A render pack: one avatar's training material in one portable file (what a machine that
+# receives little data gets instead of thousands of PNGs): the render windows as JPEG, and per frame
 # the geometry and mouth the renderer's inputs are built from. np.load(allow_pickle=False).
 RENDER_PACK_FORMAT = "dhlive-render-pack"
 RENDER_PACK_VERSION = 2  # 2: windows cut from source.mp4, bicubic (1: from the crops)
 _PACK_ARRAYS = {  # name -> shape; N frames, K polygon points, B JPEG bytes
-    "jpeg": ("B",), "jpeg_offsets": ("N+1",), "canonical_to_window": ("N", 2, 4), "repaint": ("N", "K", 2),
-    "landmarks": ("N", N_LANDMARKS, 2), "lips": ("N", 40, 3), "mouth_images": ("N", 15, 30, 3),
-    "aperture": ("N",), "euler": ("N", 3), "rest_lips": (40, 3), "rest_image": (15, 30, 3),
+    "jpeg": ("B",),
+    "jpeg_offsets": ("N+1",),
+    "canonical_to_window": ("N", 2, 4),
+    "repaint": ("N", "K", 2),
+    "landmarks": ("N", N_LANDMARKS, 2),
+    "lips": ("N", 40, 3),
+    "mouth_images": ("N", 15, 30, 3),
+    "aperture": ("N",),
+    "euler": ("N", 3),
+    "rest_lips": (40, 3),
+    "rest_image": (15, 30, 3),
 }
 
 
@@ -419,7 +557,8 @@ def save_render_pack(path: str | os.PathLike, meta: dict, arrays: dict, compress
     buf = io.BytesIO()
     header = json.dumps({"format": RENDER_PACK_FORMAT, "version": RENDER_PACK_VERSION, **meta})
     (np.savez_compressed if compressed else np.savez)(
-        buf, meta=np.frombuffer(header.encode(), np.uint8), **{k: np.ascontiguousarray(arrays[k]) for k in _PACK_ARRAYS})
+        buf, meta=np.frombuffer(header.encode(), np.uint8), **{k: np.ascontiguousarray(arrays[k]) for k in _PACK_ARRAYS}
+    )
     atomic_write_bytes(path, buf.getvalue())
 
 
@@ -439,12 +578,17 @@ def load_render_pack(path: str | os.PathLike) -> tuple[dict, dict]:
     except (ValueError, OSError, KeyError, UnicodeDecodeError, EOFError, zipfile.BadZipFile) as e:
         raise DhliveError(f"render pack {path}: not readable ({type(e).__name__})") from None
     need(isinstance(meta, dict) and meta.get("format") == RENDER_PACK_FORMAT, "not a dhlive render pack")
-    need(meta.get("version") == RENDER_PACK_VERSION, f"version {meta.get('version')} is not supported (this dhlive reads {RENDER_PACK_VERSION})")
+    need(
+        meta.get("version") == RENDER_PACK_VERSION,
+        f"version {meta.get('version')} is not supported (this dhlive reads {RENDER_PACK_VERSION})",
+    )
     for k in _PACK_ARRAYS:
         need(k in data, f"has no '{k}'")
     n = len(data["aperture"])
-    need(n > 0 and data["jpeg_offsets"].shape == (n + 1,) and int(data["jpeg_offsets"][-1]) == len(data["jpeg"]),
-         "frame index does not match its images")
+    need(
+        n > 0 and data["jpeg_offsets"].shape == (n + 1,) and int(data["jpeg_offsets"][-1]) == len(data["jpeg"]),
+        "frame index does not match its images",
+    )
     for k, shape in _PACK_ARRAYS.items():
         a = data[k]
         ok = a.ndim == len(shape) and all(not isinstance(s, int) or s == m for s, m in zip(shape, a.shape))
@@ -466,10 +610,13 @@ def save_phonetic_corpus(path: str | os.PathLike, meta: dict, items: list) -> No
     must read the speech the first part trained on rather than synthesise it anew."""
     buf = io.BytesIO()
     header = json.dumps({"format": PHONETIC_CORPUS_FORMAT, "version": PHONETIC_CORPUS_VERSION, **meta})
-    np.savez(buf, meta=np.frombuffer(header.encode(), np.uint8),
-             features=np.concatenate([f for f, _ in items]).astype(np.float16),
-             articulation=np.concatenate([a for _, a in items]).astype(np.float16),
-             lengths=np.array([len(f) for f, _ in items], np.int64))
+    np.savez(
+        buf,
+        meta=np.frombuffer(header.encode(), np.uint8),
+        features=np.concatenate([f for f, _ in items]).astype(np.float16),
+        articulation=np.concatenate([a for _, a in items]).astype(np.float16),
+        lengths=np.array([len(f) for f, _ in items], np.int64),
+    )
     atomic_write_bytes(path, buf.getvalue())
 
 
@@ -486,8 +633,14 @@ def load_phonetic_corpus(path: str | os.PathLike) -> tuple[dict, list]:
         raise DhliveError(f"phonetic corpus {path}: not a dhlive phonetic corpus")
     if meta.get("version") != PHONETIC_CORPUS_VERSION:
         raise DhliveError(f"phonetic corpus {path}: version {meta.get('version')} is not supported")
-    if (lengths.ndim != 1 or (lengths <= 0).any() or int(lengths.sum()) != len(feats) or len(art) != len(feats)
-            or feats.ndim != 2 or art.ndim != 2):
+    if (
+        lengths.ndim != 1
+        or (lengths <= 0).any()
+        or int(lengths.sum()) != len(feats)
+        or len(art) != len(feats)
+        or feats.ndim != 2
+        or art.ndim != 2
+    ):
         raise DhliveError(f"phonetic corpus {path}: utterance lengths do not match its arrays")
     cuts = np.cumsum(lengths)[:-1]
     return meta, list(zip(np.split(feats.astype(np.float32), cuts), np.split(art.astype(np.float32), cuts)))

@@ -19,10 +19,9 @@ import av
 import cv2
 import numpy as np
 
+from .constants import FPS, SAMPLE_RATE
 from .errors import DhliveError
 
-SAMPLE_RATE = 16000  # Hz, what the audio model and every stored audio.wav use
-DEFAULT_FPS = 25
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 
 av.logging.set_level(av.logging.PANIC)  # errors reach the user as DhliveError, not ffmpeg log lines
@@ -115,7 +114,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
-def iter_frames(path: str | os.PathLike, fps: float = DEFAULT_FPS, warnings: list | None = None) -> Iterator[np.ndarray]:
+def iter_frames(path: str | os.PathLike, fps: float = FPS, warnings: list | None = None) -> Iterator[np.ndarray]:
     """Decode a video as upright RGB uint8 frames resampled to `fps`.
 
     Resampling is by presentation timestamps (nearest source frame for each output
@@ -138,7 +137,7 @@ def iter_frames(path: str | os.PathLike, fps: float = DEFAULT_FPS, warnings: lis
 def _timed_frames(c, s, path: Path, warnings: list | None):
     """(time, rgb, duration) for each decoded frame, in presentation order."""
     tb = s.time_base or Fraction(1, 90000)
-    nominal = 1.0 / float(s.average_rate) if s.average_rate else 1.0 / DEFAULT_FPS
+    nominal = 1.0 / float(s.average_rate) if s.average_rate else 1.0 / FPS
     last_t = None
     n = 0
     try:
@@ -167,8 +166,10 @@ def _timed_frames(c, s, path: Path, warnings: list | None):
     declared = _duration(c, s)
     decoded = last_t - float((s.start_time or 0) * tb) + dur
     if warnings is not None and declared and decoded < declared - max(0.5, 0.1 * declared):
-        warnings.append(f"{path}: only {decoded:.1f} s of the declared {declared:.1f} s could be decoded; "
-                        "file truncated or damaged?")
+        warnings.append(
+            f"{path}: only {decoded:.1f} s of the declared {declared:.1f} s could be decoded; "
+            "file truncated or damaged?"
+        )
 
 
 def _resample(timed, fps: float):
@@ -201,8 +202,9 @@ class FrameStore:
     so memory stays flat however long the video is. Frames keep the first frame's size, or
     are cut to `size` (w, h): what Mp4Writer padded to even sides comes back as written."""
 
-    def __init__(self, path: str | os.PathLike, fps: float = DEFAULT_FPS, limit: int | None = None,
-                 size: tuple[int, int] | None = None):
+    def __init__(
+        self, path: str | os.PathLike, fps: float = FPS, limit: int | None = None, size: tuple[int, int] | None = None
+    ):
         self._dir = tempfile.TemporaryDirectory(prefix="dhlive-frames-")
         raw = Path(self._dir.name) / "frames.raw"
         n, shape = 0, None
@@ -212,7 +214,7 @@ class FrameStore:
                     if limit is not None and n == limit:
                         break
                     if size is not None:
-                        frame = frame[:size[1], :size[0]]
+                        frame = frame[: size[1], : size[0]]
                     if shape is None:
                         shape = frame.shape
                     elif frame.shape != shape:  # a stream that changes size mid-way: keep the first size
@@ -246,8 +248,10 @@ class SourceFrames(FrameStore):
         if len(self) < avatar.n_frames or self.frames.shape[1:3] != (h, w):
             found = len(self)
             self.close()
-            raise DhliveError(f"{avatar.source_video_path}: has {found} frames of its size, the avatar {avatar.n_frames} "
-                              f"(avatar folder incomplete?)")
+            raise DhliveError(
+                f"{avatar.source_video_path}: has {found} frames of its size, the avatar {avatar.n_frames} "
+                f"(avatar folder incomplete?)"
+            )
 
 
 def _decode_audio(path: Path, sample_rate: int | None, layout: str) -> Iterator[np.ndarray]:
@@ -364,9 +368,20 @@ class Mp4Writer:
     interleaved with the video as frames arrive.
     """
 
-    def __init__(self, path, fps: float, width: int, height: int, *, crf: int = 18,
-                 preset: str = "veryfast", audio: np.ndarray | None = None,
-                 sample_rate: int = SAMPLE_RATE, threads: int = 0, live_audio: bool = False):
+    def __init__(
+        self,
+        path,
+        fps: float,
+        width: int,
+        height: int,
+        *,
+        crf: int = 18,
+        preset: str = "veryfast",
+        audio: np.ndarray | None = None,
+        sample_rate: int = SAMPLE_RATE,
+        threads: int = 0,
+        live_audio: bool = False,
+    ):
         self.path = Path(path)
         self.size = (int(width), int(height))
         self.tmp = self.path.with_name(f".{self.path.stem}.part{self.path.suffix}")
@@ -416,7 +431,9 @@ class Mp4Writer:
             n = min(block, self.audio.shape[1])
             if not final and (n < block or self.audio_pts + n > until):
                 break
-            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(self.audio[:, :n]), format="fltp", layout=self.layout)
+            frame = av.AudioFrame.from_ndarray(
+                np.ascontiguousarray(self.audio[:, :n]), format="fltp", layout=self.layout
+            )
             frame.sample_rate = self.sample_rate
             frame.pts = self.audio_pts
             frame.time_base = Fraction(1, self.sample_rate)

@@ -9,6 +9,7 @@ import threading
 
 import numpy as np
 
+from .constants import SAMPLE_RATE
 from .errors import DhliveError
 
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
@@ -22,9 +23,16 @@ _PARAM_RATE, _PARAM_PITCH, _PARAM_RANGE = 1, 3, 4
 
 
 class _Event(ctypes.Structure):  # espeak_EVENT (speak_lib.h)
-    _fields_ = [("type", ctypes.c_int), ("unique_identifier", ctypes.c_uint), ("text_position", ctypes.c_int),
-                ("length", ctypes.c_int), ("audio_position", ctypes.c_int), ("sample", ctypes.c_int),
-                ("user_data", ctypes.c_void_p), ("id", ctypes.c_char * 8)]
+    _fields_ = [
+        ("type", ctypes.c_int),
+        ("unique_identifier", ctypes.c_uint),
+        ("text_position", ctypes.c_int),
+        ("length", ctypes.c_int),
+        ("audio_position", ctypes.c_int),
+        ("sample", ctypes.c_int),
+        ("user_data", ctypes.c_void_p),
+        ("id", ctypes.c_char * 8),
+    ]
 
 
 _CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_Event))
@@ -40,16 +48,26 @@ def _library():
 
         lib = ctypes.CDLL(espeakng_loader.get_library_path())
         lib.espeak_Initialize.restype = ctypes.c_int
-        rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, espeakng_loader.get_data_path().encode(),
-                                     _INITIALIZE_PHONEME_EVENTS | _INITIALIZE_PHONEME_IPA)
+        rate = lib.espeak_Initialize(
+            _AUDIO_OUTPUT_SYNCHRONOUS,
+            0,
+            espeakng_loader.get_data_path().encode(),
+            _INITIALIZE_PHONEME_EVENTS | _INITIALIZE_PHONEME_IPA,
+        )
         if rate <= 0:
             raise DhliveError("espeak-ng failed to initialise")
         _lib, _rate = lib, rate
     return _lib
 
 
-def synthesize_phonemes(text: str, voice: str = "en", words_per_minute: int = 160, sample_rate: int = 16000,
-                        pitch: int | None = None, pitch_range: int | None = None) -> tuple[np.ndarray, list]:
+def synthesize_phonemes(
+    text: str,
+    voice: str = "en",
+    words_per_minute: int = 160,
+    sample_rate: int = SAMPLE_RATE,
+    pitch: int | None = None,
+    pitch_range: int | None = None,
+) -> tuple[np.ndarray, list]:
     """Speech for `text` as mono float32 at `sample_rate`, and its phonemes as (start in
     seconds, IPA symbol) in time order; an empty symbol marks a pause. `voice` takes espeak-ng
     variants ("en+f3"); pitch and pitch_range are espeak's 0-100 (None: the voice's own)."""
@@ -89,6 +107,6 @@ def synthesize_phonemes(text: str, voice: str = "en", words_per_minute: int = 16
     return audio, phonemes
 
 
-def synthesize(text: str, voice: str = "en", words_per_minute: int = 160, sample_rate: int = 16000) -> np.ndarray:
+def synthesize(text: str, voice: str = "en", words_per_minute: int = 160, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """Speech for `text` as mono float32 at `sample_rate`."""
     return synthesize_phonemes(text, voice, words_per_minute, sample_rate)[0]

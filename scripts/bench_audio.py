@@ -31,19 +31,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from benchlib import DEFAULT_CACHE, DEFAULT_DATA, TALKING_DIRS, machine, talking_avatars
 
 from dhlive import __version__, media
 from dhlive.audio.baselines import energy_baseline, ridge_baseline
 from dhlive.audio.clips import load_clip, shared_recordings, source_folds, source_of
 from dhlive.audio.evaluate import clip_apertures, silence_check
-from dhlive.audio.features import SAMPLE_RATE, SAMPLES_PER_FRAME
 from dhlive.audio.inference import MouthStream, load_audio_model
 from dhlive.config import load_config
+from dhlive.constants import SAMPLE_RATE, SAMPLES_PER_FRAME
 from dhlive.errors import DhliveError
-from dhlive.eval.metrics import articulation_ratio, best_lag, pearson
+from dhlive.metrics import articulation_ratio, best_lag, pearson
 from dhlive.train.audio import DistillConfig, distill
-
-from benchlib import DEFAULT_CACHE, DEFAULT_DATA, TALKING_DIRS, machine, talking_avatars
 
 MAX_LAG = 3  # frames either way for the best-lag figure
 SOURCE_ALIASES = {"deep_lip_reading": "deep_avsr_LRS2"}  # both are BBC clips of the LRS2 corpus
@@ -57,14 +56,17 @@ def non_speech_sounds(data: Path) -> dict[str, np.ndarray]:
     for k, semis in enumerate([0, 4, 7, 12, 7, 4, 0, -5, 0, 5, 9, 12]):  # an arpeggio, 0.25 s per note
         seg = t[: n // 12]
         f0 = 261.6 * 2 ** (semis / 12)
-        tone = sum(np.sin(2 * np.pi * f0 * h * seg) / h ** 2 for h in range(1, 6)) * np.exp(-3 * seg)
-        music[k * len(seg):(k + 1) * len(seg)] = tone
-    sounds = {"silence": np.zeros(n, np.float32),
-              "room_noise": (rng.standard_normal(n) * 10 ** (-65 / 20)).astype(np.float32),
-              "music": (0.3 * music / np.abs(music).max()).astype(np.float32)}
+        tone = sum(np.sin(2 * np.pi * f0 * h * seg) / h**2 for h in range(1, 6)) * np.exp(-3 * seg)
+        music[k * len(seg) : (k + 1) * len(seg)] = tone
+    sounds = {
+        "silence": np.zeros(n, np.float32),
+        "room_noise": (rng.standard_normal(n) * 10 ** (-65 / 20)).astype(np.float32),
+        "music": (0.3 * music / np.abs(music).max()).astype(np.float32),
+    }
     sine = data / "audio" / "MuseTalk__sine_440hz_1s.wav"
-    sounds["sine_440hz"] = (media.load_audio(sine) if sine.exists()
-                            else (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32))
+    sounds["sine_440hz"] = (
+        media.load_audio(sine) if sine.exists() else (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    )
     return sounds
 
 
@@ -78,7 +80,7 @@ def streaming_cost(model) -> float:
         times = []
         for i in range(0, len(audio), SAMPLES_PER_FRAME):
             t0 = time.perf_counter()
-            stream.push(audio[i:i + SAMPLES_PER_FRAME])
+            stream.push(audio[i : i + SAMPLES_PER_FRAME])
             times.append(time.perf_counter() - t0)
         return 1000 * float(np.median(times[10:]))
     finally:
@@ -87,8 +89,12 @@ def streaming_cost(model) -> float:
 
 def scores(gen: np.ndarray, real: np.ndarray) -> dict:
     lag, r_lag = best_lag(gen, real, MAX_LAG)
-    return {"r": pearson(gen, real), "r_best_lag": r_lag, "best_lag": lag,
-            "articulation": articulation_ratio(gen, real)}
+    return {
+        "r": pearson(gen, real),
+        "r_best_lag": r_lag,
+        "best_lag": lag,
+        "articulation": articulation_ratio(gen, real),
+    }
 
 
 def usable_clips(folders: list[Path]) -> tuple[list[Path], list]:
@@ -152,41 +158,79 @@ def main() -> None:
         for k, i in enumerate(fold.held):
             if args.baselines_only:
                 clip, real = clips[i], clips[i].aperture
-                row = {"clip": clip.name, "source": fold.source, "frames": len(real), **scores(real * 0, real),
-                       "closed": {name: float("nan") for name in sounds}}
+                row = {
+                    "clip": clip.name,
+                    "source": fold.source,
+                    "frames": len(real),
+                    **scores(real * 0, real),
+                    "closed": {name: float("nan") for name in sounds},
+                }
             else:
                 clip = load_clip(folders[i])  # with images: the resting mouth the silence check decodes to
                 gen, real = clip_apertures(model, basis, clip)
-                row = {"clip": clip.name, "source": fold.source, "frames": len(real), **scores(gen, real),
-                       "closed": {name: silence_check(model, basis, clip, a) for name, a in sounds.items()}}
+                row = {
+                    "clip": clip.name,
+                    "source": fold.source,
+                    "frames": len(real),
+                    **scores(gen, real),
+                    "closed": {name: silence_check(model, basis, clip, a) for name, a in sounds.items()},
+                }
             row.update(ridge=scores(ridge[k], real), energy=scores(energy[k], real))
             fold_clip_rows.append(row)
-            print(f"{fold.source:18s} {clip.name:44s} r {row['r']:+.3f} (lag {row['best_lag']:+d}: "
-                  f"{row['r_best_lag']:+.3f}) articulation {row['articulation']:.2f} | ridge {row['ridge']['r']:+.3f} "
-                  f"energy {row['energy']['r']:+.3f} | closed "
-                  + " ".join(f"{v:.0%}" for v in row["closed"].values()), flush=True)
+            print(
+                f"{fold.source:18s} {clip.name:44s} r {row['r']:+.3f} (lag {row['best_lag']:+d}: "
+                f"{row['r_best_lag']:+.3f}) articulation {row['articulation']:.2f} | ridge {row['ridge']['r']:+.3f} "
+                f"energy {row['energy']['r']:+.3f} | closed " + " ".join(f"{v:.0%}" for v in row["closed"].values()),
+                flush=True,
+            )
         rows += fold_clip_rows
-        fold_rows.append({"source": fold.source, "held_out": len(fold.held), "trained_on": len(fold.train),
-                          "ridge_alpha": alpha, **mean_of(fold_clip_rows),
-                          "ridge": mean_of([r["ridge"] for r in fold_clip_rows]),
-                          "energy": mean_of([r["energy"] for r in fold_clip_rows])})
-    mean = {**mean_of(rows), "ridge": mean_of([r["ridge"] for r in rows]),
-            "energy": mean_of([r["energy"] for r in rows]),
-            "closed": {k: float(np.mean([r["closed"][k] for r in rows])) for k in sounds},
-            "closed_min": {k: float(np.min([r["closed"][k] for r in rows])) for k in sounds},
-            "fold_articulation_range": [float(min(f["articulation"] for f in fold_rows)),
-                                        float(max(f["articulation"] for f in fold_rows))]}
+        fold_rows.append(
+            {
+                "source": fold.source,
+                "held_out": len(fold.held),
+                "trained_on": len(fold.train),
+                "ridge_alpha": alpha,
+                **mean_of(fold_clip_rows),
+                "ridge": mean_of([r["ridge"] for r in fold_clip_rows]),
+                "energy": mean_of([r["energy"] for r in fold_clip_rows]),
+            }
+        )
+    mean = {
+        **mean_of(rows),
+        "ridge": mean_of([r["ridge"] for r in rows]),
+        "energy": mean_of([r["energy"] for r in rows]),
+        "closed": {k: float(np.mean([r["closed"][k] for r in rows])) for k in sounds},
+        "closed_min": {k: float(np.min([r["closed"][k] for r in rows])) for k in sounds},
+        "fold_articulation_range": [
+            float(min(f["articulation"] for f in fold_rows)),
+            float(max(f["articulation"] for f in fold_rows)),
+        ],
+    }
     cost = None if args.baselines_only else streaming_cost(load_audio_model(run)[0])
-    report = {"dhlive": __version__, "machine": machine(), "torch_threads": torch.get_num_threads(),
-              "split": "by source", "steps": cfg.steps, "config": str(args.config) if args.config else None,
-              "seconds": round(time.time() - t0, 1), "n_clips": len(rows), "n_folds": len(fold_rows),
-              "mean_aperture_r": mean["r"], "baseline_ridge_r": mean["ridge"]["r"],
-              "baseline_energy_r": mean["energy"]["r"], "mean": mean,
-              "streaming_ms_per_40ms_chunk_1_thread": cost, "folds": fold_rows, "clips": rows}
+    report = {
+        "dhlive": __version__,
+        "machine": machine(),
+        "torch_threads": torch.get_num_threads(),
+        "split": "by source",
+        "steps": cfg.steps,
+        "config": str(args.config) if args.config else None,
+        "seconds": round(time.time() - t0, 1),
+        "n_clips": len(rows),
+        "n_folds": len(fold_rows),
+        "mean_aperture_r": mean["r"],
+        "baseline_ridge_r": mean["ridge"]["r"],
+        "baseline_energy_r": mean["energy"]["r"],
+        "mean": mean,
+        "streaming_ms_per_40ms_chunk_1_thread": cost,
+        "folds": fold_rows,
+        "clips": rows,
+    }
     print(f"{'fold':18s} {'clips':>5s} {'r':>7s} {'r lag':>7s} {'artic':>6s} {'ridge':>7s} {'energy':>7s}")
     for f in fold_rows + [{"source": "mean over clips", "held_out": len(rows), **mean}]:
-        print(f"{f['source']:18s} {f['held_out']:5d} {f['r']:+7.3f} {f['r_best_lag']:+7.3f} {f['articulation']:6.2f} "
-              f"{f['ridge']['r']:+7.3f} {f['energy']['r']:+7.3f}")
+        print(
+            f"{f['source']:18s} {f['held_out']:5d} {f['r']:+7.3f} {f['r_best_lag']:+7.3f} {f['articulation']:6.2f} "
+            f"{f['ridge']['r']:+7.3f} {f['energy']['r']:+7.3f}"
+        )
     print(json.dumps({k: v for k, v in report.items() if k not in ("folds", "clips")}, indent=1))
     args.json.write_text(json.dumps(report, indent=1) + "\n")
     print(f"saved {args.json}")

@@ -30,30 +30,36 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from benchlib import machine
 from skimage import data as skdata
 
 from dhlive import __version__, media
 from dhlive.audio.inference import save_audio_model
 from dhlive.audio.model import AudioModel, AudioModelConfig
-from dhlive.audio.mouth import fit_basis, save_basis
 from dhlive.data.prepare import PrepareConfig, prepare
-from dhlive.eval.metrics import seam_score
-from dhlive.infer import AvatarPipeline, InferConfig, infer, load_models, pingpong, stream
+from dhlive.infer import InferConfig, infer, stream
+from dhlive.metrics import seam_score
+from dhlive.models import load_models
+from dhlive.mouth import fit_basis, save_basis
 from dhlive.render.checkpoint import save_renderer
+from dhlive.render.frames import FramePipeline, pingpong
 from dhlive.render.model import Renderer, preset
 from dhlive.speech import synthesize
 
-from benchlib import machine
-
 STREAM_SECONDS = 20  # the stream run is paced in real time: its first 20 s are enough for latency
-TEXT = ("The quick brown fox jumps over the lazy dog. She sells sea shells by the sea shore, "
-        "and the shells she sells are surely sea shells. ")
+TEXT = (
+    "The quick brown fox jumps over the lazy dog. She sells sea shells by the sea shore, "
+    "and the shells she sells are surely sea shells. "
+)
 
 
 def untrained_models(root: Path):
     rng = np.random.default_rng(0)
-    basis = fit_basis(rng.normal(0, 0.01, (200, 120)).astype(np.float32), rng.normal(0, 1, (200, 1350)).astype(np.float32),
-                      "lips+pixels")
+    basis = fit_basis(
+        rng.normal(0, 0.01, (200, 120)).astype(np.float32),
+        rng.normal(0, 1, (200, 1350)).astype(np.float32),
+        "lips+pixels",
+    )
     (root / "audio").mkdir()
     save_basis(root / "audio" / "pca.pkl", basis)
     model = AudioModel(AudioModelConfig())
@@ -73,13 +79,13 @@ def espeak_speech(path: Path, seconds: float) -> Path:
     speech = np.zeros(0, np.float32)
     while len(speech) < seconds * 16000:
         speech = np.concatenate([speech, synthesize(TEXT), np.zeros(4000, np.float32)])
-    media.write_wav(path, speech[:int(seconds * 16000)])
+    media.write_wav(path, speech[: int(seconds * 16000)])
     return path
 
 
 def first_seconds(speech: Path, seconds: float, path: Path) -> Path:
     audio = media.load_audio(speech, 16000)
-    media.write_wav(path, audio[:int(seconds * 16000)])
+    media.write_wav(path, audio[: int(seconds * 16000)])
     return path
 
 
@@ -87,7 +93,7 @@ def seam_scores(video: Path, avatar: Path, audio_model, renderer, every: int = 5
     """Mean seam score along the paste-back edge of the generated frames, and of the real
     source frames under the same mask (the anchor)."""
     _, basis, _ = load_models(audio_model, renderer)
-    pipe = AvatarPipeline(avatar, renderer, basis, InferConfig(device="cpu"))
+    pipe = FramePipeline(avatar, renderer, basis, InferConfig(device="cpu"))
     try:
         gen, real = [], []
         for t, frame in enumerate(media.iter_frames(video)):
@@ -123,26 +129,56 @@ def main():
         audio_model, renderer = (args.audio_model, args.renderer)
         if not (audio_model and renderer):
             audio_model, renderer = untrained_models(tmp)
-        report = {"dhlive": __version__, "machine": machine(), "cpu_cores": os.cpu_count(), "torch": torch.__version__,
-                  "avatar": args.avatar or "skimage astronaut photo, 512x512", "audio_seconds": round(len(media.load_audio(speech, 16000)) / 16000, 2),
-                  "renderer": str(args.renderer or "untrained fast"), "runs": {}}
+        report = {
+            "dhlive": __version__,
+            "machine": machine(),
+            "cpu_cores": os.cpu_count(),
+            "torch": torch.__version__,
+            "avatar": args.avatar or "skimage astronaut photo, 512x512",
+            "audio_seconds": round(len(media.load_audio(speech, 16000)) / 16000, 2),
+            "renderer": str(args.renderer or "untrained fast"),
+            "runs": {},
+        }
         for dev in devices:
             # on CUDA the process's first job also pays for the warm-up (kernel choice, first
             # allocations): it is reported apart, the second job is the throughput
-            for run in (["first", ""] if dev == "cuda" else [""]):
-                res = infer(speech, avatar, tmp / f"out_{dev}.mp4", audio_model=audio_model, renderer=renderer,
-                            cfg=InferConfig(device=dev), progress=False)
+            for run in ["first", ""] if dev == "cuda" else [""]:
+                res = infer(
+                    speech,
+                    avatar,
+                    tmp / f"out_{dev}.mp4",
+                    audio_model=audio_model,
+                    renderer=renderer,
+                    cfg=InferConfig(device=dev),
+                    progress=False,
+                )
                 report["runs"][f"infer_{dev}{'_' + run if run else ''}"] = res
-                print(f"infer on {dev}{' (' + run + ' job)' if run else ''}: {res['fps']:.1f} frames/s, real-time factor "
-                      f"{res['real_time_factor']:.2f}, stage seconds {res['stage_seconds']}", flush=True)
+                print(
+                    f"infer on {dev}{' (' + run + ' job)' if run else ''}: {res['fps']:.1f} frames/s, real-time factor "
+                    f"{res['real_time_factor']:.2f}, stage seconds {res['stage_seconds']}",
+                    flush=True,
+                )
         report["seam"] = seam_scores(tmp / f"out_{devices[0]}.mp4", avatar, audio_model, renderer)
-        print(f"seam along the paste-back edge (colour step, 0..255): generated {report['seam']['generated']['colour_step']:.2f}, "
-              f"real frames {report['seam']['real']['colour_step']:.2f}", flush=True)
-        live = stream(first_seconds(speech, STREAM_SECONDS, tmp / "stream.wav"), avatar, tmp / "live.mp4", renderer=renderer,
-                      audio_model=args.stream_audio_model or audio_model,
-                      cfg=InferConfig(device=args.stream_device), realtime=True)
+        print(
+            "seam along the paste-back edge (colour step, 0..255): "
+            f"generated {report['seam']['generated']['colour_step']:.2f}, "
+            f"real frames {report['seam']['real']['colour_step']:.2f}",
+            flush=True,
+        )
+        live = stream(
+            first_seconds(speech, STREAM_SECONDS, tmp / "stream.wav"),
+            avatar,
+            tmp / "live.mp4",
+            renderer=renderer,
+            audio_model=args.stream_audio_model or audio_model,
+            cfg=InferConfig(device=args.stream_device),
+            realtime=True,
+        )
         report["runs"][f"stream_{args.stream_device}_realtime"] = live
-        print(f"stream on {args.stream_device}, paced in real time: latency {live['latency_ms']} (look-ahead {live['lookahead_ms']} ms)")
+        print(
+            f"stream on {args.stream_device}, paced in real time: latency {live['latency_ms']} "
+            f"(look-ahead {live['lookahead_ms']} ms)"
+        )
     if torch.cuda.is_available():
         report["gpu"] = torch.cuda.get_device_name(0)
     report["targets"] = {"cpu_fps": ">= 25", "cuda_fps": ">= 200", "stream_latency_ms": "<= 200"}

@@ -22,14 +22,13 @@ import time
 from pathlib import Path
 
 import numpy as np
+from benchlib import machine
 
 from dhlive import __version__
-from dhlive.data.pose import EYE_OUTER, RIGID_POINTS
 from dhlive.data.prepare import PrepareConfig, prepare
 from dhlive.errors import DhliveError
+from dhlive.facemesh import EYE_OUTER, RIGID_POINTS
 from dhlive.formats import load_avatar
-
-from benchlib import machine
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -38,7 +37,7 @@ def second_difference(x: np.ndarray, segments) -> float:
     """Mean |x[t-1] - 2x[t] + x[t+1]| (2-D norm per point) within segments of consecutive frames."""
     vals = []
     for a, b in segments:
-        seg = x[a:b + 1]
+        seg = x[a : b + 1]
         if len(seg) >= 3:
             d2 = seg[2:] - 2 * seg[1:-1] + seg[:-2]
             vals.append(np.linalg.norm(d2[..., :2], axis=-1).reshape(-1))
@@ -83,28 +82,45 @@ def main() -> int:
             secs = time.perf_counter() - t0
             a = load_avatar(res.path)
             jit, raw = jitter(a)
-            row = {"clip": f"{clip.parent.name}/{clip.name}", "ok": True, "source_frames": res.n_source_frames,
-                   "avatar_frames": res.n_frames, "seconds": round(secs, 2),
-                   "frames_per_s": round(res.n_source_frames / secs, 1), "jitter_pct": round(jit, 3),
-                   "raw_jitter_pct": round(raw, 3), "has_audio": a.audio_path is not None,
-                   "notes": res.notes}
+            row = {
+                "clip": f"{clip.parent.name}/{clip.name}",
+                "ok": True,
+                "source_frames": res.n_source_frames,
+                "avatar_frames": res.n_frames,
+                "seconds": round(secs, 2),
+                "frames_per_s": round(res.n_source_frames / secs, 1),
+                "jitter_pct": round(jit, 3),
+                "raw_jitter_pct": round(raw, 3),
+                "has_audio": a.audio_path is not None,
+                "notes": res.notes,
+            }
             rows.append(row)
-            print(f"{row['clip']:60s} {row['source_frames']:5d} fr {row['frames_per_s']:6.1f} fr/s "
-                  f"jitter {jit:5.2f}% (raw {raw:5.2f}%) kept {res.n_frames}")
+            print(
+                f"{row['clip']:60s} {row['source_frames']:5d} fr {row['frames_per_s']:6.1f} fr/s "
+                f"jitter {jit:5.2f}% (raw {raw:5.2f}%) kept {res.n_frames}"
+            )
             # keep the temp folder small: crops of finished clips are not needed
             shutil.rmtree(res.path)
     ok = [r for r in rows if r["ok"]]
     frames = sum(r["source_frames"] for r in ok)
     seconds = sum(r["seconds"] for r in ok)
     summary = {
-        "clips": len(rows), "succeeded": len(ok), "frames": frames,
+        "clips": len(rows),
+        "succeeded": len(ok),
+        "frames": frames,
         "frames_per_s": round(frames / seconds, 1) if seconds else None,
         "mean_jitter_pct": round(float(np.mean([r["jitter_pct"] for r in ok])), 3) if ok else None,
         "mean_raw_jitter_pct": round(float(np.mean([r["raw_jitter_pct"] for r in ok])), 3) if ok else None,
         "target_frames_per_s": 25,
     }
-    result = {"benchmark": "prepare", "dhlive": __version__, "machine": machine(),
-              "date": time.strftime("%Y-%m-%d"), "summary": summary, "clips": rows}
+    result = {
+        "benchmark": "prepare",
+        "dhlive": __version__,
+        "machine": machine(),
+        "date": time.strftime("%Y-%m-%d"),
+        "summary": summary,
+        "clips": rows,
+    }
     Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps(summary, indent=1))
     print(f"saved {args.json}")

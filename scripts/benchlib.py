@@ -34,8 +34,9 @@ def av_offsets(path: Path = OFFSETS_FILE) -> dict[str, float | None]:
     return out
 
 
-def talking_avatars(data: Path = DEFAULT_DATA, cache: Path = DEFAULT_CACHE, progress: bool = True,
-                    dirs: tuple = ("talking",)) -> list[Path]:
+def talking_avatars(
+    data: Path = DEFAULT_DATA, cache: Path = DEFAULT_CACHE, progress: bool = True, dirs: tuple = ("talking",)
+) -> list[Path]:
     """Prepare (or reuse) one avatar per clip in data/DIR for each of `dirs`, its sound moved by
     its checked offset; returns their folders, sorted by name. Clips left out by the offset
     check, and clips prepare refuses, are skipped."""
@@ -44,7 +45,11 @@ def talking_avatars(data: Path = DEFAULT_DATA, cache: Path = DEFAULT_CACHE, prog
     for d in dirs:
         for clip in sorted((Path(data) / d).glob("*")):
             listed = clip.stem in offsets
-            if clip.suffix in (".mp4", ".mpg") and (listed or d not in VERIFIED_ONLY) and offsets.get(clip.stem, 0) is not None:
+            if (
+                clip.suffix in (".mp4", ".mpg")
+                and (listed or d not in VERIFIED_ONLY)
+                and offsets.get(clip.stem, 0) is not None
+            ):
                 clips.append(clip)
     if not clips:
         raise SystemExit(f"no talking clips under {Path(data)} {dirs} (pass --data)")
@@ -67,15 +72,34 @@ def talking_avatars(data: Path = DEFAULT_DATA, cache: Path = DEFAULT_CACHE, prog
     return sorted(out, key=lambda p: p.name)
 
 
-def cpu_name() -> str:
+ISA_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_tile", "amx_bf16", "amx_int8")
+
+
+def cpu_info() -> tuple[str, list[str]]:
+    """The CPU's model name and which of ISA_FLAGS it reports (/proc/cpuinfo)."""
+    name, flags = platform.processor(), set()
     try:
         for line in open("/proc/cpuinfo"):
             if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+                name = line.split(":", 1)[1].strip()
+            elif line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
     except OSError:
         pass
-    return platform.processor()
+    return name, [f for f in ISA_FLAGS if f in flags]
 
 
 def machine() -> dict:
-    return {"cpu": cpu_name(), "cores": os.cpu_count(), "python": platform.python_version()}
+    """The machine a figure was measured on: CPU model and ISA flags, cores, Python, torch."""
+    import torch
+
+    name, flags = cpu_info()
+    return {
+        "cpu": name,
+        "isa": flags,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }

@@ -21,16 +21,15 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from benchlib import CROP_SIZE, DEFAULT_CACHE, DEFAULT_DATA, machine
 
 from dhlive.audio.clips import load_clip
 from dhlive.audio.evaluate import clip_apertures
 from dhlive.audio.inference import load_audio_model
 from dhlive.data.prepare import PrepareConfig, prepare
 from dhlive.errors import DhliveError
-from dhlive.eval.metrics import pearson, shifted, speech_envelope
 from dhlive.formats import SHIPPED_AUDIO_MODEL
-
-from benchlib import CROP_SIZE, DEFAULT_CACHE, DEFAULT_DATA, machine
+from dhlive.metrics import pearson, shifted, speech_envelope
 
 MAX_LAG = 12  # frames either way
 CLEAR_Z = 2.5  # the peak's height above the other lags, in their standard deviations
@@ -66,16 +65,19 @@ def main() -> None:
     ap.add_argument("--model", type=Path, default=SHIPPED_AUDIO_MODEL)
     ap.add_argument("--dirs", nargs="+", default=["talking", "more/talking", "more/talking_doubtful"])
     ap.add_argument("--json", type=Path, default=Path("offsets.json"))
+    ap.add_argument("--sample", type=int, help="check this many clips of each folder, spread over it")
+    ap.add_argument("--min-seconds", type=float, default=2.0, help="shortest clip checked")
     args = ap.parse_args()
 
     model, basis = load_audio_model(args.model)
     rows = []
     for d in args.dirs:
-        for clip_path in sorted((args.data / d).glob("*")):
-            if clip_path.suffix not in (".mp4", ".mpg"):
-                continue
+        paths = sorted(p for p in (args.data / d).glob("*") if p.suffix in (".mp4", ".mpg"))
+        if args.sample and len(paths) > args.sample:
+            paths = [paths[i] for i in np.linspace(0, len(paths) - 1, args.sample).round().astype(int)]
+        for clip_path in paths:
             try:
-                clip = load_clip(prepared(clip_path, args.cache), with_images=False)
+                clip = load_clip(prepared(clip_path, args.cache), with_images=False, min_seconds=args.min_seconds)
             except DhliveError as e:
                 print(f"{clip_path.name}: left out ({e})", file=sys.stderr)
                 continue
@@ -86,14 +88,35 @@ def main() -> None:
             (lm, zm), (le, ze), (lb, zb) = peak(cm), peak(ce), peak(both)
             clear = zb >= CLEAR_Z and abs(lm - le) <= AGREE
             # the prediction peaks at `lag` > 0 when the sound comes `lag` frames after the mouth it belongs to
-            row = {"clip": clip_path.stem, "dir": d, "frames": len(real), "model_lag": lm, "model_z": zm,
-                   "model_r0": float(cm[MAX_LAG]), "model_r_peak": float(cm.max()), "envelope_lag": le,
-                   "envelope_z": ze, "lag": lb, "z": zb, "clear": bool(clear), "sound_lags_picture_frames": lb}
+            row = {
+                "clip": clip_path.stem,
+                "dir": d,
+                "frames": len(real),
+                "model_lag": lm,
+                "model_z": zm,
+                "model_r0": float(cm[MAX_LAG]),
+                "model_r_peak": float(cm.max()),
+                "envelope_lag": le,
+                "envelope_z": ze,
+                "lag": lb,
+                "z": zb,
+                "clear": bool(clear),
+                "sound_lags_picture_frames": lb,
+            }
             rows.append(row)
-            print(f"{row['clip']:48s} model {lm:+3d} (z {zm:4.1f}, r0 {row['model_r0']:+.2f} peak {row['model_r_peak']:+.2f}) "
-                  f"envelope {le:+3d} (z {ze:4.1f}) both {lb:+3d} (z {zb:4.1f}) {'CLEAR' if clear else ''}", flush=True)
-    args.json.write_text(json.dumps({"machine": machine(), "model": str(args.model), "max_lag": MAX_LAG,
-                                     "clear_z": CLEAR_Z, "clips": rows}, indent=1) + "\n")
+            print(
+                f"{row['clip']:48s} model {lm:+3d} (z {zm:4.1f}, r0 {row['model_r0']:+.2f} "
+                f"peak {row['model_r_peak']:+.2f}) "
+                f"envelope {le:+3d} (z {ze:4.1f}) both {lb:+3d} (z {zb:4.1f}) {'CLEAR' if clear else ''}",
+                flush=True,
+            )
+    args.json.write_text(
+        json.dumps(
+            {"machine": machine(), "model": str(args.model), "max_lag": MAX_LAG, "clear_z": CLEAR_Z, "clips": rows},
+            indent=1,
+        )
+        + "\n"
+    )
     print(f"saved {args.json}")
 
 

@@ -25,20 +25,28 @@ import time
 from pathlib import Path
 
 import numpy as np
+from benchlib import DEFAULT_CACHE, DEFAULT_DATA, machine, talking_avatars
 
 from dhlive.audio.clips import load_clip, shared_recordings
-from dhlive.audio.mouth import IMAGE_H, IMAGE_W, LIPS, aperture, fit_basis, mouth_deltas
-from dhlive.eval.metrics import pearson
-
-from benchlib import DEFAULT_CACHE, DEFAULT_DATA, machine, talking_avatars
+from dhlive.facemesh import LIPS, aperture
+from dhlive.metrics import pearson
+from dhlive.mouth import IMAGE_H, IMAGE_W, fit_basis, mouth_deltas
 
 CONTEXT = 4
 RIDGE = 10.0
 _I = {p: i for i, p in enumerate(LIPS)}
 # (kind, components, lip weight): DH_live's pixels at 6, landmarks alone, and the combination
-VARIANTS = [("pixels", 6, 1.0), ("pixels", 8, 1.0), ("lips", 6, 1.0), ("lips", 8, 1.0),
-            ("lips+pixels", 6, 1.0), ("lips+pixels", 6, 2.0), ("lips+pixels", 8, 1.0),
-            ("lips+pixels", 8, 2.0), ("lips+pixels", 8, 3.0)]
+VARIANTS = [
+    ("pixels", 6, 1.0),
+    ("pixels", 8, 1.0),
+    ("lips", 6, 1.0),
+    ("lips", 8, 1.0),
+    ("lips+pixels", 6, 1.0),
+    ("lips+pixels", 6, 2.0),
+    ("lips+pixels", 8, 1.0),
+    ("lips+pixels", 8, 2.0),
+    ("lips+pixels", 8, 3.0),
+]
 
 
 def width(lips):
@@ -57,7 +65,7 @@ def teeth(images):
 def context_features(clip) -> np.ndarray:
     f = clip.features()
     pad = np.pad(f, ((CONTEXT, CONTEXT), (0, 0)), mode="edge")
-    stacked = np.concatenate([pad[k:k + len(f)] for k in range(2 * CONTEXT + 1)], 1)
+    stacked = np.concatenate([pad[k : k + len(f)] for k in range(2 * CONTEXT + 1)], 1)
     return stacked[clip.frames]
 
 
@@ -91,20 +99,28 @@ def main() -> None:
             w = np.linalg.solve(gram, xs.T @ (y - y.mean(0)))
             pred = ((feats[h] - mu) / sd) @ w + y.mean(0)
             pred_lips, _ = basis.decode(pred, held.rest)
-            rows[name].append({
-                "clip": held.name, "frames": len(held.frames),
-                "aperture_r": pearson(aperture(lips), held.aperture),
-                "width_r": pearson(width(lips), width(held.lips)),
-                "protrusion_r": pearson(protrusion(lips, held.rest), protrusion(held.lips, held.rest)),
-                "teeth_r": pearson(teeth(images), teeth(held.images)),
-                "lips_err": float(100 * np.linalg.norm(lips - held.lips, axis=-1).mean()),
-                "explained": float(basis.explained.sum()),
-                "audio_aperture_r": pearson(aperture(pred_lips), held.aperture),
-            })
+            rows[name].append(
+                {
+                    "clip": held.name,
+                    "frames": len(held.frames),
+                    "aperture_r": pearson(aperture(lips), held.aperture),
+                    "width_r": pearson(width(lips), width(held.lips)),
+                    "protrusion_r": pearson(protrusion(lips, held.rest), protrusion(held.lips, held.rest)),
+                    "teeth_r": pearson(teeth(images), teeth(held.images)),
+                    "lips_err": float(100 * np.linalg.norm(lips - held.lips, axis=-1).mean()),
+                    "explained": float(basis.explained.sum()),
+                    "audio_aperture_r": pearson(aperture(pred_lips), held.aperture),
+                }
+            )
     metrics = [k for k in rows[names[0]][0] if k not in ("clip", "frames")]
     summary = {n: {m: float(np.mean([r[m] for r in rows[n]])) for m in metrics} for n in names}
-    report = {"machine": machine(), "seconds": round(time.time() - t0, 1), "n_clips": len(clips),
-              "summary": summary, "per_clip": rows}
+    report = {
+        "machine": machine(),
+        "seconds": round(time.time() - t0, 1),
+        "n_clips": len(clips),
+        "summary": summary,
+        "per_clip": rows,
+    }
     print(f"{'variant':24s} " + " ".join(f"{m:>16s}" for m in metrics))
     for n in names:
         print(f"{n:24s} " + " ".join(f"{summary[n][m]:16.3f}" for m in metrics))

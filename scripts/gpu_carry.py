@@ -25,8 +25,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from dhlive.train.packs import ensure_pack, thin_pack
 from dhlive.train.perceptual import export_weights
-from dhlive.train.render import ensure_pack, thin_pack
 
 RESOLUTION = 256
 
@@ -38,11 +38,15 @@ def avatar_name(path: Path) -> str:
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--avatars", nargs="+", required=True, help="avatar folders or render packs (.npz)")
-    ap.add_argument("--exclude", nargs="*", default=[], help="avatar names to leave out (e.g. a report's held-out clip)")
+    ap.add_argument(
+        "--exclude", nargs="*", default=[], help="avatar names to leave out (e.g. a report's held-out clip)"
+    )
     ap.add_argument("--every", type=int, default=3)
     ap.add_argument("--layers", type=int, default=3, help="ST-LPIPS blocks (the config's perceptual_layers)")
     ap.add_argument("--budget-mib", type=float, default=50.0)
-    ap.add_argument("--cache", type=Path, default=Path("work/packs"), help="where full packs of avatar folders are cached")
+    ap.add_argument(
+        "--cache", type=Path, default=Path("work/packs"), help="where full packs of avatar folders are cached"
+    )
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
     (args.out / "packs").mkdir(parents=True, exist_ok=True)
@@ -53,8 +57,10 @@ def main():
         name = pack.name if src.suffix == ".npz" else f"{src.name}-{RESOLUTION}.npz"
         total += thin_pack(pack, args.out / "packs" / name, args.every).stat().st_size
     mib = total / 2**20
-    print(f"{args.out}: {len(sources)} packs (1 frame in {args.every}) + ST-LPIPS {args.layers} blocks = {mib:.1f} MiB "
-          f"({'within' if mib <= args.budget_mib else 'OVER'} the {args.budget_mib:g} MiB budget)")
+    print(
+        f"{args.out}: {len(sources)} packs (1 frame in {args.every}) + ST-LPIPS {args.layers} blocks = {mib:.1f} MiB "
+        f"({'within' if mib <= args.budget_mib else 'OVER'} the {args.budget_mib:g} MiB budget)"
+    )
     if mib > args.budget_mib:
         raise SystemExit(1)
 

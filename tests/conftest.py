@@ -12,10 +12,17 @@ import av
 import cv2
 import numpy as np
 import pytest
+import torch
 from skimage import data as skdata
 
 from dhlive import media
+from dhlive.audio.inference import save_audio_model
+from dhlive.audio.model import AudioModel, AudioModelConfig
 from dhlive.data.prepare import PrepareConfig, prepare
+from dhlive.facemesh import LIPS
+from dhlive.mouth import fit_basis, save_basis
+from dhlive.render.checkpoint import save_renderer
+from dhlive.render.model import Renderer, preset
 from dhlive.speech import synthesize
 
 REPO = Path(__file__).resolve().parents[1]
@@ -33,7 +40,7 @@ ASTRONAUT_NOSE_BOX = (195, 110, 245, 150)  # the nose tip is inside
 
 def astronaut_frame() -> np.ndarray:
     x0, y0, side = ASTRONAUT_WINDOW
-    img = skdata.astronaut()[y0:y0 + side, x0:x0 + side]
+    img = skdata.astronaut()[y0 : y0 + side, x0 : x0 + side]
     return cv2.resize(img, (CLIP_SIZE, CLIP_SIZE), interpolation=cv2.INTER_CUBIC)
 
 
@@ -97,10 +104,80 @@ def face_avatar(tmp_path_factory, face_clip):
     return prepare(face_clip, "astro", out, PrepareConfig(size=256), progress=False).path
 
 
+TINY_MODEL = {"resolution": 128, "width": 8, "max_width": 32, "blocks": 1}
+
+
+@pytest.fixture(scope="session")
+def models(tmp_path_factory):
+    """An audio model folder (basis with a known 'open' direction, strong output) and a renderer."""
+    root = tmp_path_factory.mktemp("models")
+    rng = np.random.default_rng(0)
+    open_dir = np.zeros((len(LIPS), 3), np.float32)
+    open_dir[[*range(1, 10), *range(21, 30)], 1] = 0.1
+    a = rng.uniform(0, 1, (100, 1))
+    dl = (a * open_dir.reshape(1, -1) + rng.normal(0, 1e-3, (100, 120))).astype(np.float32)
+    di = (a * rng.normal(0, 1, (1, 1350)) + rng.normal(0, 0.1, (100, 1350))).astype(np.float32)
+    basis = fit_basis(dl, di, "lips+pixels", n_coeffs=4)
+    (root / "audio").mkdir()
+    save_basis(root / "audio" / "pca.pkl", basis)
+    torch.manual_seed(0)
+    model = AudioModel(AudioModelConfig(n_coeffs=4))
+    model.closed.copy_(torch.from_numpy(basis.closed))
+    save_audio_model(root / "audio" / "audio_model.pt", model, root / "audio" / "pca.pkl", {})
+    torch.manual_seed(0)
+    renderer = Renderer(preset("fast", **TINY_MODEL))
+    with torch.no_grad():  # a renderer that draws something visible: mid-grey plus its input's structure
+        renderer.to_rgb[0].bias.fill_(0.3)
+    save_renderer(root / "render.pt", renderer)
+    return root / "audio", root / "render.pt"
+
+
+@pytest.fixture(scope="session")
+def speech_wav(tmp_path_factory, speech):
+    path = tmp_path_factory.mktemp("speech") / "speech.wav"
+    audio = np.concatenate([speech, np.zeros(16000 * 3, np.float32), speech])  # 7 s: longer than the 2 s avatar
+    media.write_wav(path, audio)
+    return path
+
+
+# distill-audio settings small enough for a test: seconds on a CPU
+SMALL_DISTILL = dict(
+    steps=30,
+    batch=8,
+    window=12,
+    burn_in=4,
+    copies=1,
+    checkpoint_every=10,
+    log_every=5,
+    warmup=5,
+    phonetic_seconds=15,
+    phonetic_batch=4,
+)
+
+
+def talking(root, name: str, text: str):
+    """An avatar of the moving astronaut saying `text` (generated speech)."""
+    from dhlive.speech import synthesize
+
+    audio = synthesize(text, words_per_minute=190)
+    n = int(np.ceil(audio.size / 640))
+    clip = write_clip(root / f"{name}.mp4", moving_frames(astronaut_frame(), n), audio=audio)
+    return prepare(clip, name, root, PrepareConfig(size=128), progress=False).path
+
+
+@pytest.fixture(scope="session")
+def talking_avatar(tmp_path_factory):
+    """About 4 s of generated speech over the moving astronaut."""
+    return talking(
+        tmp_path_factory.mktemp("talking"), "talk", "Hello there, how are you today? I am fine, thank you very much."
+    )
+
+
 def run_cli(*args, cwd=None):
     """Run the installed `dhlive` entry point as a user would."""
-    return subprocess.run([sys.executable, "-m", "dhlive.cli", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "dhlive.cli", *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=300
+    )
 
 
 def shared(*parts) -> Path:

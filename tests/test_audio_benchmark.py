@@ -5,12 +5,17 @@ import numpy as np
 from dhlive.audio import baselines as B
 from dhlive.audio.clips import Clip, source_folds, source_of
 from dhlive.audio.features import fbank_features
-from dhlive.audio.mouth import MouthRest
+from dhlive.mouth import MouthRest
 from dhlive.speech import synthesize
 
-SENTENCES = ["Hello there, how are you today?", "We could walk down to the river tonight.",
-             "Mama and papa sat by the open window.", "Nobody knows where the blue boat went.",
-             "Five big apples fell from the old tree.", "Please call me back after lunch."]
+SENTENCES = [
+    "Hello there, how are you today?",
+    "We could walk down to the river tonight.",
+    "Mama and papa sat by the open window.",
+    "Nobody knows where the blue boat went.",
+    "Five big apples fell from the old tree.",
+    "Please call me back after lunch.",
+]
 
 
 def test_source_split_never_puts_a_source_or_a_recording_on_both_sides():
@@ -50,8 +55,11 @@ def speaking_clip(name, text, rng, gain):
 
 def test_baselines_learn_from_the_training_folds_only():
     rng = np.random.default_rng(0)
-    clips = [speaking_clip(f"{s}__{k}", SENTENCES[(2 * i + k) % len(SENTENCES)], rng, g)
-             for i, (s, g) in enumerate([("A", 0.3), ("B", 1.0), ("C", 0.6)]) for k in range(2)]
+    clips = [
+        speaking_clip(f"{s}__{k}", SENTENCES[(2 * i + k) % len(SENTENCES)], rng, g)
+        for i, (s, g) in enumerate([("A", 0.3), ("B", 1.0), ("C", 0.6)])
+        for k in range(2)
+    ]
     sources = [source_of(c.name) for c in clips]
     fold = source_folds(sources, [{i} for i in range(len(clips))])[0]
     train, held = [clips[i] for i in fold.train], [clips[i] for i in fold.held]

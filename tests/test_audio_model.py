@@ -26,7 +26,7 @@ def test_streaming_equals_offline(speech):
     offline = predict(model, speech)
     assert offline.shape == (F.n_video_frames(speech.size), model.config.n_coeffs)
     stream = MouthStream(model)
-    pieces = [stream.push(speech[i:i + 640]) for i in range(0, speech.size, 640)] + [stream.finish()]
+    pieces = [stream.push(speech[i : i + 640]) for i in range(0, speech.size, 640)] + [stream.finish()]
     assert np.allclose(np.concatenate(pieces), offline, atol=1e-5)
 
 
@@ -39,6 +39,5 @@ def test_lookahead_is_exactly_what_it_says(speech):
     cut = (t + 4 + 1) * 640 + 400  # past the last sample frame t may see (its look-ahead frame's window)
     changed[cut:] = np.random.default_rng(1).normal(0, 0.3, changed.size - cut)
     other = predict(model, changed)
-    assert np.allclose(other[:t + 1], base[:t + 1], atol=1e-6)
-    assert not np.allclose(other[t + 2:], base[t + 2:], atol=1e-3)
-
+    assert np.allclose(other[: t + 1], base[: t + 1], atol=1e-6)
+    assert not np.allclose(other[t + 2 :], base[t + 2 :], atol=1e-3)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from dhlive.audio import mouth as M
+from dhlive import mouth as M
 from dhlive.errors import DhliveError
 from dhlive.formats import load_pickle, save_pickle
 
@@ -33,7 +33,7 @@ def synthetic_speaker(rng, n=300, scale=1.0, widen=0.05):
 def test_aperture_definition():
     lips, _, a = synthetic_speaker(np.random.default_rng(0), widen=0.0)
     ap = M.aperture(lips)
-    assert ap[: 60].max() < 1e-6  # closed frames
+    assert ap[:60].max() < 1e-6  # closed frames
     corners = np.linalg.norm(lips[0, M.LIPS.index(78), :2] - lips[0, M.LIPS.index(308), :2])
     assert np.allclose(ap, 0.15 * a / corners, atol=1e-5)  # the lower lip drops 0.15 a
     face = np.zeros((478, 3), np.float32)

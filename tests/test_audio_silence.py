@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from dhlive.audio import inference as I
-from dhlive.audio.features import SAMPLE_RATE
 from dhlive.audio.model import AudioModel, AudioModelConfig
+from dhlive.constants import SAMPLE_RATE
 
 SECONDS = 3
 T = np.arange(SECONDS * SAMPLE_RATE) / SAMPLE_RATE
@@ -30,13 +30,17 @@ def held_notes():
     for k, semis in enumerate([0, 4, 7, 12, 7, 4, 0, 5, 9, 12]):
         seg = T[:step]
         f0 = 220 * 2 ** (semis / 12)
-        out[k * step:(k + 1) * step] = sum(np.sin(2 * np.pi * f0 * h * seg) / h for h in range(1, 6)) * np.exp(-2 * seg)
+        out[k * step : (k + 1) * step] = sum(np.sin(2 * np.pi * f0 * h * seg) / h for h in range(1, 6)) * np.exp(
+            -2 * seg
+        )
     return (0.3 * out / np.abs(out).max()).astype(np.float32)
 
 
 SOUNDS = {
     "digital silence": lambda: np.zeros_like(T, dtype=np.float32),
-    "dither at -80 dBFS": lambda: (np.random.default_rng(0).standard_normal(T.size) * 10 ** (-80 / 20)).astype(np.float32),
+    "dither at -80 dBFS": lambda: (np.random.default_rng(0).standard_normal(T.size) * 10 ** (-80 / 20)).astype(
+        np.float32
+    ),
     "440 Hz sine at -6 dBFS": lambda: (0.5 * np.sin(2 * np.pi * 440 * T)).astype(np.float32),
     "150 Hz sine at -20 dBFS": lambda: (0.1 * np.sin(2 * np.pi * 150 * T)).astype(np.float32),
     "mains hum": lambda: (0.05 * sum(np.sin(2 * np.pi * 50 * h * T) / h for h in range(1, 6))).astype(np.float32),

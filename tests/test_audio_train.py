@@ -6,20 +6,18 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from conftest import SMALL_DISTILL, astronaut_frame, moving_frames, run_cli, talking, write_clip
 
-from dhlive.audio import mouth as M
+from dhlive import mouth as M
 from dhlive.audio.features import fbank_features
 from dhlive.audio.inference import load_audio_model, predict
 from dhlive.audio.model import AudioModel, AudioModelConfig
 from dhlive.data.prepare import PrepareConfig, prepare
 from dhlive.errors import DhliveError
-from dhlive.formats import load_checkpoint, AUDIO_MODEL_FORMAT
+from dhlive.formats import AUDIO_MODEL_FORMAT, load_checkpoint
 from dhlive.train import audio as T
 
-from conftest import astronaut_frame, moving_frames, run_cli, write_clip
-
-SMALL = dict(steps=30, batch=8, window=12, burn_in=4, copies=1, checkpoint_every=10, log_every=5, warmup=5,
-             phonetic_seconds=15, phonetic_batch=4)
+SMALL = SMALL_DISTILL
 
 
 def synthetic_tracks(speech, k=8):
@@ -34,8 +32,18 @@ def synthetic_tracks(speech, k=8):
 
 
 def test_training_steps_lower_the_loss(speech):
-    cfg = T.DistillConfig(batch=8, window=16, burn_in=4, non_speech_prob=0.0, gain_db=0.0, lr=3e-3, warmup=1,
-                          freq_masks=0, time_masks=0, phonetic_batch=0)
+    cfg = T.DistillConfig(
+        batch=8,
+        window=16,
+        burn_in=4,
+        non_speech_prob=0.0,
+        gain_db=0.0,
+        lr=3e-3,
+        warmup=1,
+        freq_masks=0,
+        time_masks=0,
+        phonetic_batch=0,
+    )
     torch.manual_seed(0)
     model = AudioModel(AudioModelConfig())
     batches = T.Batches(synthetic_tracks(speech), [], np.zeros(8, np.float32), cfg, model.config.lookahead)
@@ -73,7 +81,7 @@ def test_batches_are_a_function_of_the_step_and_non_speech_is_closed(speech):
     # a frame labelled closed has only silence in its view (its row -2 .. row + look-ahead)
     for i, j in zip(*np.nonzero(is_closed.numpy())):
         row = cfg.burn_in + j
-        assert silent_rows[i, row - 2:row + 5].all()
+        assert silent_rows[i, row - 2 : row + 5].all()
 
 
 def test_synthetic_speech_teaches_articulation():
@@ -85,8 +93,9 @@ def test_synthetic_speech_teaches_articulation():
     corpus = phonetic_corpus(20, seed=3)
     assert sum(len(f) for f, _ in corpus) >= 20 * 25 and all(len(f) == len(a) for f, a in corpus)
     tracks = [T.Track(f, a, np.ones(len(f), bool)) for f, a in corpus]
-    cfg = T.DistillConfig(batch=2, phonetic_batch=6, window=16, burn_in=4, non_speech_prob=0.0, gain_db=0.0,
-                          freq_masks=0, time_masks=0)
+    cfg = T.DistillConfig(
+        batch=2, phonetic_batch=6, window=16, burn_in=4, non_speech_prob=0.0, gain_db=0.0, freq_masks=0, time_masks=0
+    )
     torch.manual_seed(0)
     model = AudioModel(AudioModelConfig())
     real = [T.Track(corpus[0][0], np.zeros((len(corpus[0][0]), 8), np.float32), np.ones(len(corpus[0][0]), bool))]
@@ -116,34 +125,18 @@ def test_synthetic_speech_teaches_articulation():
     assert heard_loss() < 0.8 * before
 
 
-def _talking(root, name: str, text: str):
-    """An avatar of the moving astronaut saying `text` (generated speech)."""
-    from dhlive.speech import synthesize
-
-    audio = synthesize(text, words_per_minute=190)
-    n = int(np.ceil(audio.size / 640))
-    clip = write_clip(root / f"{name}.mp4", moving_frames(astronaut_frame(), n), audio=audio)
-    return prepare(clip, name, root, PrepareConfig(size=128), progress=False).path
-
-
-@pytest.fixture(scope="module")
-def talking_avatar(tmp_path_factory):
-    """About 4 s of generated speech over the moving astronaut."""
-    return _talking(tmp_path_factory.mktemp("talking"), "talk",
-                    "Hello there, how are you today? I am fine, thank you very much.")
-
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, talking_avatar):
     """A tiny model trained through the CLI on the generated avatar, evaluated on another
     recording of the same face."""
     root = tmp_path_factory.mktemp("distill")
-    held = _talking(root, "held", "Seven bright boats sailed past the old harbour wall at noon.")
+    held = talking(root, "held", "Seven bright boats sailed past the old harbour wall at noon.")
     cfg = root / "small.yaml"
     cfg.write_text("".join(f"{k}: {v}\n" for k, v in SMALL.items()))
     out = root / "model"
-    res = run_cli("distill-audio", "--avatars", talking_avatar, "--eval-avatars", held, "--out", out,
-                  "--config", cfg, "--quiet")
+    res = run_cli(
+        "distill-audio", "--avatars", talking_avatar, "--eval-avatars", held, "--out", out, "--config", cfg, "--quiet"
+    )
     assert res.returncode == 0, res.stderr
     return out, held, res
 
@@ -186,8 +179,13 @@ def test_resume_with_other_synthetic_speech_settings_is_refused(talking_avatar, 
     T.distill([talking_avatar], tmp_path, cfg, progress=False, stop_at=4)
     for change in ({"phonetic_seconds": 0}, {"phonetic_seconds": 20}):
         with pytest.raises(DhliveError, match="phonetic"):
-            T.distill([talking_avatar], tmp_path, T.DistillConfig(**{**SMALL, "steps": 8, "copies": 0, **change}),
-                      progress=False, resume=True)
+            T.distill(
+                [talking_avatar],
+                tmp_path,
+                T.DistillConfig(**{**SMALL, "steps": 8, "copies": 0, **change}),
+                progress=False,
+                resume=True,
+            )
 
 
 def test_one_recording_is_recognised_after_reencoding_and_cutting():
@@ -200,11 +198,12 @@ def test_one_recording_is_recognised_after_reencoding_and_cutting():
     rng = np.random.default_rng(0)
     # the same recording cut 0.4 s later, through 44.1 kHz and back, 6 dB quieter, with noise at 30 dB SNR
     copy = resample_poly(resample_poly(speech[6400:], 441, 160), 160, 441).astype(np.float32) * 0.5
-    copy += rng.standard_normal(copy.size).astype(np.float32) * np.sqrt(np.mean(copy ** 2) / 1000)
+    copy += rng.standard_normal(copy.size).astype(np.float32) * np.sqrt(np.mean(copy**2) / 1000)
     r, offset = recording_match(speech, copy)
     assert r >= SAME_RECORDING_R and offset == 10  # 0.4 s = 10 video frames
-    other = synthesize("Where are you going this evening? We could walk down to the river.",
-                       words_per_minute=190)  # same voice, other words
+    other = synthesize(
+        "Where are you going this evening? We could walk down to the river.", words_per_minute=190
+    )  # same voice, other words
     assert recording_match(speech, other)[0] < SAME_RECORDING_R - 0.1
     clips = [SimpleNamespace(audio=a) for a in (speech, other, copy)]
     assert sorted(map(sorted, shared_recordings(clips))) == [[0, 2], [1]]
@@ -235,11 +234,14 @@ def bad_avatars(tmp_path_factory, speech):
     return made
 
 
-@pytest.mark.parametrize("case, message", [
-    ("no audio", "has no audio track"),
-    ("silent", "audio is silent"),
-    ("short", "at least 2 s is needed"),
-])
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("no audio", "has no audio track"),
+        ("silent", "audio is silent"),
+        ("short", "at least 2 s is needed"),
+    ],
+)
 def test_unusable_avatars_are_named(bad_avatars, tmp_path, case, message):
     res = run_cli("distill-audio", "--avatars", bad_avatars[case], "--out", tmp_path / "m", "--quiet")
     assert res.returncode == 1 and message in res.stderr and "Traceback" not in res.stderr
@@ -263,7 +265,7 @@ def test_mismatched_or_foreign_model_files(trained, tmp_path):
             return (print, ("pwned",))
 
     torch.save({"format": AUDIO_MODEL_FORMAT, "x": Evil()}, other / "audio_model.pt", pickle_module=pickle)
-    with pytest.raises(DhliveError, match="not a loadable checkpoint"):
+    with pytest.raises(DhliveError, match="refused: .* could run code"):
         load_audio_model(other)
     res = run_cli("eval-audio", held, "--model", tmp_path / "nowhere")
     assert res.returncode == 1 and "no such audio model folder" in res.stderr

@@ -2,15 +2,14 @@
 
 import av
 import numpy as np
+from conftest import REPO, run_cli
 
 from dhlive import media
 from dhlive.audio.inference import load_audio_model
-from dhlive.audio.mouth import aperture
 from dhlive.data.landmarks import FaceLandmarker
+from dhlive.facemesh import aperture
 from dhlive.formats import file_sha256
 from dhlive.render.checkpoint import load_renderer
-
-from conftest import REPO, run_cli
 
 CHECKPOINTS = REPO / "checkpoints"
 
@@ -18,8 +17,13 @@ CHECKPOINTS = REPO / "checkpoints"
 def test_shipped_checkpoints_match_their_hashes_and_load_safely():
     sums = (CHECKPOINTS / "SHA256SUMS").read_text().split("\n")
     entries = [line.split() for line in sums if line.strip()]
-    assert {name for _, name in entries} == {"audio/audio_model.pt", "audio/pca.pkl", "audio_live/audio_model.pt",
-                                             "audio_live/pca.pkl", "render_fast.pt"}
+    assert {name for _, name in entries} == {
+        "audio/audio_model.pt",
+        "audio/pca.pkl",
+        "audio_live/audio_model.pt",
+        "audio_live/pca.pkl",
+        "render_fast.pt",
+    }
     for digest, name in entries:
         assert file_sha256(CHECKPOINTS / name) == digest, name
     assert sum((CHECKPOINTS / name).stat().st_size for _, name in entries) <= 30e6
@@ -44,7 +48,7 @@ def test_demo_makes_a_talking_video(tmp_path):
     # varies while the astronaut talks and is wider on loud frames than on quiet ones
     with FaceLandmarker(video=True) as lm:
         ap = np.array([aperture(lm.detect(f, 40 * i)[0].landmarks) for i, f in enumerate(frames)])
-    loud = np.array([np.sqrt(np.mean(speech[i * 640:(i + 1) * 640] ** 2)) for i in range(len(frames))])
+    loud = np.array([np.sqrt(np.mean(speech[i * 640 : (i + 1) * 640] ** 2)) for i in range(len(frames))])
     assert ap.std() > 0.02, ap.std()
     talking = loud > np.percentile(loud, 60)
     quiet = loud < np.percentile(loud, 20)

@@ -7,17 +7,15 @@ import json
 import cv2
 import numpy as np
 import pytest
+from conftest import astronaut_frame, moving_frames, run_cli, write_clip
 
 from dhlive import media
+from dhlive.data.prepare import PrepareConfig, prepare
 from dhlive.errors import DhliveError
 from dhlive.eval.selfreenact import selfreenact
 from dhlive.eval.video import evaluate_video, evaluate_videos
 from dhlive.formats import load_avatar
 from dhlive.infer import InferConfig, infer
-
-from dhlive.data.prepare import PrepareConfig, prepare
-
-from conftest import astronaut_frame, moving_frames, run_cli, write_clip
 
 TALK_FRAMES = 100  # 4 s: the audio model needs 2 s of a clip's audio at least
 
@@ -26,7 +24,7 @@ TALK_FRAMES = 100  # 4 s: the audio model needs 2 s of a clip's audio at least
 def face_avatar(tmp_path_factory, speech):
     """A 4 s astronaut avatar whose audio is speech, a pause, speech."""
     root = tmp_path_factory.mktemp("talk")
-    audio = np.concatenate([speech, np.zeros(8000, np.float32), speech])[:TALK_FRAMES * 640]
+    audio = np.concatenate([speech, np.zeros(8000, np.float32), speech])[: TALK_FRAMES * 640]
     clip = write_clip(root / "talk.mp4", moving_frames(astronaut_frame(), TALK_FRAMES), audio=audio)
     return prepare(clip, "talk", root, PrepareConfig(size=256), progress=False).path
 

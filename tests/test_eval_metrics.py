@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from dhlive.eval.metrics import articulation_ratio, best_lag, closed_fraction, jitter, pearson, shifted
+from dhlive.metrics import articulation_ratio, best_lag, closed_fraction, jitter, pearson, shifted
 
 
 def test_pearson_known_values():
@@ -38,8 +38,9 @@ def test_articulation_closed_and_jitter():
 
 # --- audio ------------------------------------------------------------------------------------
 
+
 def test_voice_activity_hears_speech_not_silence_or_a_tone(speech):
-    from dhlive.eval.metrics import voice_activity
+    from dhlive.metrics import voice_activity
 
     sr, fps = 16000, 25
     rng = np.random.default_rng(0)
@@ -48,14 +49,14 @@ def test_voice_activity_hears_speech_not_silence_or_a_tone(speech):
     audio = np.concatenate(parts).astype(np.float32)
     edges = np.cumsum([0] + [len(p) for p in parts]) * fps // sr
     vad = voice_activity(audio, int(edges[-1]), fps, sr)
-    assert not vad[edges[0]:edges[1] - 2].any()  # leading silence
-    assert vad[edges[1] + 3:edges[2] - 3].mean() > 0.7  # espeak speech (short pauses between words allowed)
-    assert not vad[edges[2] + 3:edges[3] - 2].any()  # silence again
-    assert not vad[edges[3] + 1:edges[4] - 1].any()  # a loud steady tone is not speech
+    assert not vad[edges[0] : edges[1] - 2].any()  # leading silence
+    assert vad[edges[1] + 3 : edges[2] - 3].mean() > 0.7  # espeak speech (short pauses between words allowed)
+    assert not vad[edges[2] + 3 : edges[3] - 2].any()  # silence again
+    assert not vad[edges[3] + 1 : edges[4] - 1].any()  # a loud steady tone is not speech
 
 
 def test_silence_frames_and_leak_count_only_real_pauses():
-    from dhlive.eval.metrics import silence_frames, silence_leak
+    from dhlive.metrics import silence_frames, silence_leak
 
     speech = np.r_[np.ones(20), np.zeros(5), np.ones(20), np.zeros(30), np.ones(5)].astype(bool)
     quiet = silence_frames(speech, guard=2, min_pause=10)
@@ -68,7 +69,7 @@ def test_silence_frames_and_leak_count_only_real_pauses():
 
 
 def test_open_level_from_rest_and_range():
-    from dhlive.eval.metrics import MIN_OPEN_MARGIN, open_level
+    from dhlive.metrics import MIN_OPEN_MARGIN, open_level
 
     ap = np.r_[np.zeros(10), np.linspace(0, 1, 90)]
     assert open_level(ap) == pytest.approx(0.0 + 0.1 * (np.percentile(ap, 95) - np.percentile(ap, 5)))
@@ -77,7 +78,7 @@ def test_open_level_from_rest_and_range():
 
 @pytest.mark.parametrize("lag", [-2, 0, 3])
 def test_av_offset_finds_a_known_video_delay(lag):
-    from dhlive.eval.metrics import av_offset
+    from dhlive.metrics import av_offset
 
     rng = np.random.default_rng(3)
     envelope = np.convolve(rng.standard_normal(400), np.ones(4) / 4, "same")
@@ -89,6 +90,7 @@ def test_av_offset_finds_a_known_video_delay(lag):
 
 # --- landmarks and images ------------------------------------------------------------------------
 
+
 def _face(rng):
     lm = rng.uniform(100, 300, (478, 3))
     lm[33, :2], lm[263, :2] = (150, 150), (250, 150)  # eye corners 100 px apart
@@ -96,8 +98,8 @@ def _face(rng):
 
 
 def test_lip_distance_ignores_pose_and_measures_lip_offsets():
-    from dhlive.audio.mouth import LIPS
-    from dhlive.eval.metrics import STABLE_POINTS, lip_distance
+    from dhlive.facemesh import LIPS
+    from dhlive.metrics import STABLE_POINTS, lip_distance
 
     rng = np.random.default_rng(4)
     real = _face(rng)
@@ -117,7 +119,7 @@ def test_lip_distance_ignores_pose_and_measures_lip_offsets():
 
 
 def test_landmark_jitter_in_eye_distances():
-    from dhlive.eval.metrics import landmark_jitter
+    from dhlive.metrics import landmark_jitter
 
     rng = np.random.default_rng(5)
     base = _face(rng)
@@ -131,7 +133,7 @@ def test_landmark_jitter_in_eye_distances():
 
 
 def test_changed_region_finds_a_pasted_patch():
-    from dhlive.eval.metrics import changed_region, seam_score
+    from dhlive.metrics import changed_region, seam_score
 
     rng = np.random.default_rng(6)
     ref = np.clip(rng.normal(120, 3, (200, 240, 3)), 0, 255).astype(np.uint8)
@@ -147,7 +149,7 @@ def test_changed_region_finds_a_pasted_patch():
 
 
 def test_skin_tint_sees_a_hue_drift_but_not_shading_or_the_mouth():
-    from dhlive.eval.metrics import skin_tint
+    from dhlive.metrics import skin_tint
 
     rng = np.random.default_rng(7)
     skin = np.clip(rng.normal((200, 150, 130), 4, (200, 240, 3)), 0, 255).astype(np.uint8)
@@ -164,8 +166,8 @@ def test_skin_tint_sees_a_hue_drift_but_not_shading_or_the_mouth():
 
 
 def test_mouth_crop_is_centred_on_the_lips():
-    from dhlive.audio.mouth import LIPS
-    from dhlive.eval.metrics import crop_square, mouth_square
+    from dhlive.facemesh import LIPS
+    from dhlive.metrics import crop_square, mouth_square
 
     lm = np.zeros((478, 3))
     lm[33, :2], lm[263, :2] = (100, 100), (200, 100)
@@ -177,3 +179,21 @@ def test_mouth_crop_is_centred_on_the_lips():
     crop = crop_square(img, (x0, y0, side), 90)
     ys, xs = np.nonzero(crop[..., 0] > 128)
     assert abs(xs.mean() - 45) < 1.5 and abs(ys.mean() - 45) < 1.5
+
+
+def test_checkerboard_sees_a_pixel_grid_and_not_detail_or_noise():
+    import cv2
+    from skimage import data
+
+    from dhlive.metrics import checkerboard
+
+    crop = cv2.resize(data.astronaut()[150:300, 150:300], (128, 128), interpolation=cv2.INTER_AREA)
+    real = checkerboard(crop)
+    yy, xx = np.mgrid[:128, :128]
+    rng = np.random.default_rng(0)
+    for pattern in ((xx + yy) % 2, (xx // 2 + yy // 2) % 2, xx % 2):  # period 2, period 4, stripes
+        grid = np.clip(crop + 3.0 * (2 * pattern - 1)[..., None], 0, 255).astype(np.uint8)
+        assert checkerboard(grid) > 10 * real
+    noise = np.clip(crop + rng.normal(0, 4, crop.shape), 0, 255).astype(np.uint8)
+    assert checkerboard(noise) < 2 * real  # random fine detail is not a grid
+    assert checkerboard(cv2.GaussianBlur(crop, (0, 0), 1.5)) < real

@@ -17,6 +17,7 @@ class Exploit:
 
     def __reduce__(self):
         import os
+
         return (os.system, (f"touch {self.marker}",))
 
 
@@ -41,8 +42,12 @@ def test_restricted_unpickler_refuses_object_arrays(tmp_path):
 
 @pytest.mark.parametrize("protocol", [2, 4, 5])
 def test_restricted_unpickler_reads_numpy_dicts(tmp_path, protocol):
-    obj = {"version": 1, "a": np.arange(12, dtype=np.float32).reshape(3, 4), "b": [1, 2.5, "x", (True, None)],
-           "s": np.float64(2.5)}
+    obj = {
+        "version": 1,
+        "a": np.arange(12, dtype=np.float32).reshape(3, 4),
+        "b": [1, 2.5, "x", (True, None)],
+        "s": np.float64(2.5),
+    }
     path = tmp_path / "x.pkl"
     path.write_bytes(pickle.dumps(obj, protocol=protocol))
     back = formats.load_pickle(path)
@@ -61,9 +66,18 @@ def test_avatar_round_trip(face_avatar, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(face_avatar, copy)
     meta = {k: v for k, v in a.meta.items() if k not in ("format", "version")}
-    formats.save_avatar(copy, meta, pixels=a.pixels, canonical=a.canonical, blendshapes=a.blendshapes,
-                        pose=a.pose, euler=a.euler, mean_face=a.mean_face, lower_face=a.lower_face,
-                        lower_face_pixels=a.lower_face_pixels)
+    formats.save_avatar(
+        copy,
+        meta,
+        pixels=a.pixels,
+        canonical=a.canonical,
+        blendshapes=a.blendshapes,
+        pose=a.pose,
+        euler=a.euler,
+        mean_face=a.mean_face,
+        lower_face=a.lower_face,
+        lower_face_pixels=a.lower_face_pixels,
+    )
     b = formats.load_avatar(copy)
     for k in ("pixels", "canonical", "blendshapes", "pose", "euler", "mean_face", "lower_face", "lower_face_pixels"):
         assert np.array_equal(getattr(a, k), getattr(b, k)), k
@@ -71,16 +85,25 @@ def test_avatar_round_trip(face_avatar, tmp_path):
     assert b.read_crop(0).shape == (a.crop_size, a.crop_size, 3)
 
 
-@pytest.mark.parametrize("damage, message", [
-    (lambda d: (d / "meta.json").unlink(), "incomplete: no meta.json"),
-    (lambda d: (d / "face_mat_mask.pkl").unlink(), "missing face_mat_mask.pkl"),
-    (lambda d: (d / "image" / "000003.png").unlink(), "crops missing"),
-    (lambda d: (d / "meta.json").write_text("{"), "not valid JSON"),
-    (lambda d: (d / "meta.json").write_text(json.dumps({**json.loads((d / "meta.json").read_text()), "version": 99})),
-     "version 99 is not supported"),
-    (lambda d: formats.save_pickle(d / "keypoint_rotate.pkl", {"version": 1, "pixels": np.zeros((2, 478, 3))}),
-     "has shape"),
-])
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda d: (d / "meta.json").unlink(), "incomplete: no meta.json"),
+        (lambda d: (d / "face_mat_mask.pkl").unlink(), "missing face_mat_mask.pkl"),
+        (lambda d: (d / "image" / "000003.png").unlink(), "crops missing"),
+        (lambda d: (d / "meta.json").write_text("{"), "not valid JSON"),
+        (
+            lambda d: (d / "meta.json").write_text(
+                json.dumps({**json.loads((d / "meta.json").read_text()), "version": 99})
+            ),
+            "version 99 is not supported",
+        ),
+        (
+            lambda d: formats.save_pickle(d / "keypoint_rotate.pkl", {"version": 1, "pixels": np.zeros((2, 478, 3))}),
+            "has shape",
+        ),
+    ],
+)
 def test_damaged_avatar_is_named(face_avatar, tmp_path, damage, message):
     copy = tmp_path / "a"
     shutil.copytree(face_avatar, copy)

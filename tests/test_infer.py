@@ -8,65 +8,32 @@ import av
 import cv2
 import numpy as np
 import pytest
-import torch
+from conftest import run_cli
 
 from dhlive import media
 from dhlive.audio.features import n_video_frames
-from dhlive.audio.inference import save_audio_model
-from dhlive.audio.model import AudioModel, AudioModelConfig
-from dhlive.audio.mouth import LIPS, fit_basis, save_basis
-from dhlive.data.masks import polygon_mask
 from dhlive.errors import DhliveError
-from dhlive.eval.metrics import seam_score
 from dhlive.formats import load_avatar
-from dhlive.infer import AvatarPipeline, InferConfig, infer, match_edge, match_skin, pingpong, stream
+from dhlive.geometry import polygon_mask
+from dhlive.infer import infer, stream
+from dhlive.metrics import seam_score
 from dhlive.render import inputs
-from dhlive.render.checkpoint import save_renderer
-from dhlive.render.model import Renderer, preset
-
-from conftest import run_cli
-
-TINY_MODEL = {"resolution": 128, "width": 8, "max_width": 32, "blocks": 1}
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    """An audio model folder (basis with a known 'open' direction, strong output) and a renderer."""
-    root = tmp_path_factory.mktemp("models")
-    rng = np.random.default_rng(0)
-    open_dir = np.zeros((len(LIPS), 3), np.float32)
-    open_dir[[*range(1, 10), *range(21, 30)], 1] = 0.1
-    a = rng.uniform(0, 1, (100, 1))
-    dl = (a * open_dir.reshape(1, -1) + rng.normal(0, 1e-3, (100, 120))).astype(np.float32)
-    di = (a * rng.normal(0, 1, (1, 1350)) + rng.normal(0, 0.1, (100, 1350))).astype(np.float32)
-    basis = fit_basis(dl, di, "lips+pixels", n_coeffs=4)
-    (root / "audio").mkdir()
-    save_basis(root / "audio" / "pca.pkl", basis)
-    torch.manual_seed(0)
-    model = AudioModel(AudioModelConfig(n_coeffs=4))
-    model.closed.copy_(torch.from_numpy(basis.closed))
-    save_audio_model(root / "audio" / "audio_model.pt", model, root / "audio" / "pca.pkl", {})
-    torch.manual_seed(0)
-    renderer = Renderer(preset("fast", **TINY_MODEL))
-    with torch.no_grad():  # a renderer that draws something visible: mid-grey plus its input's structure
-        renderer.to_rgb[0].bias.fill_(0.3)
-    save_renderer(root / "render.pt", renderer)
-    return root / "audio", root / "render.pt"
-
-
-@pytest.fixture(scope="module")
-def speech_wav(tmp_path_factory, speech):
-    path = tmp_path_factory.mktemp("speech") / "speech.wav"
-    audio = np.concatenate([speech, np.zeros(16000 * 3, np.float32), speech])  # 7 s: longer than the 2 s avatar
-    media.write_wav(path, audio)
-    return path
+from dhlive.render.frames import FramePipeline, InferConfig, pingpong
+from dhlive.render.paste import match_edge, match_skin
 
 
 @pytest.fixture(scope="module")
 def rendered(models, speech_wav, face_avatar, tmp_path_factory):
     out = tmp_path_factory.mktemp("out") / "talk.mp4"
-    res = infer(speech_wav, face_avatar, out, audio_model=models[0], renderer=models[1], progress=False,
-                cfg=InferConfig(batch=4))
+    res = infer(
+        speech_wav,
+        face_avatar,
+        out,
+        audio_model=models[0],
+        renderer=models[1],
+        progress=False,
+        cfg=InferConfig(batch=4),
+    )
     return out, res
 
 
@@ -109,8 +76,14 @@ def test_infer_writes_a_synced_mp4_that_changes_only_the_mouth_region(rendered, 
 
 def test_stream_matches_infer(rendered, models, speech_wav, face_avatar, tmp_path):
     out, _ = rendered
-    res = stream(speech_wav, face_avatar, tmp_path / "live.mp4", audio_model=models[0], renderer=models[1],
-                 cfg=InferConfig(batch=4))
+    res = stream(
+        speech_wav,
+        face_avatar,
+        tmp_path / "live.mp4",
+        audio_model=models[0],
+        renderer=models[1],
+        cfg=InferConfig(batch=4),
+    )
     a, b = decode(out), decode(tmp_path / "live.mp4")
     assert a.shape == b.shape and res["frames"] == len(a)
     assert np.abs(a.astype(int) - b.astype(int)).mean() < 1.0
@@ -124,8 +97,15 @@ def test_cut_and_paste_workers_keep_frame_order(rendered, models, speech_wav, fa
 
     out, _ = rendered
     cv_threads = cv2.getNumThreads()
-    res = infer(speech_wav, face_avatar, tmp_path / "workers.mp4", audio_model=models[0], renderer=models[1],
-                progress=False, cfg=InferConfig(batch=4, workers=3))
+    res = infer(
+        speech_wav,
+        face_avatar,
+        tmp_path / "workers.mp4",
+        audio_model=models[0],
+        renderer=models[1],
+        progress=False,
+        cfg=InferConfig(batch=4, workers=3),
+    )
     a, b = decode(out), decode(tmp_path / "workers.mp4")
     assert a.shape == b.shape and res["frames"] == len(a)
     assert np.array_equal(a, b)
@@ -134,9 +114,25 @@ def test_cut_and_paste_workers_keep_frame_order(rendered, models, speech_wav, fa
 
 def test_stream_raw_frames_from_stdin_pcm(models, speech, face_avatar):
     pcm = (np.clip(speech, -1, 1) * 32767).astype("<i2").tobytes()
-    r = subprocess.run([sys.executable, "-m", "dhlive.cli", "stream", "--audio", "-", "--avatar", str(face_avatar),
-                        "--audio-model", str(models[0]), "--renderer", str(models[1])],
-                       input=pcm, capture_output=True, timeout=300)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dhlive.cli",
+            "stream",
+            "--audio",
+            "-",
+            "--avatar",
+            str(face_avatar),
+            "--audio-model",
+            str(models[0]),
+            "--renderer",
+            str(models[1]),
+        ],
+        input=pcm,
+        capture_output=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr.decode()[-500:]
     w, h = load_avatar(face_avatar).source_size
     assert len(r.stdout) == n_video_frames(len(speech)) * w * h * 3
@@ -144,14 +140,19 @@ def test_stream_raw_frames_from_stdin_pcm(models, speech, face_avatar):
 
 
 def test_match_edge_removes_a_colour_cast_at_the_edge():
-    paste = inputs.paste_mask(inputs.repaint_mask(np.array([[20, 40], [108, 40], [108, 120], [20, 120]], np.float32), 128))
+    paste = inputs.paste_mask(
+        inputs.repaint_mask(np.array([[20, 40], [108, 40], [108, 120], [20, 120]], np.float32), 128)
+    )
     window = np.full((128, 128, 3), 120.0, np.float32)
     generated = window + np.array([25.0, -10.0, 5.0])
     fixed = match_edge(generated, window, paste)
     band = (paste > 0.02) & (paste < 0.9)
     assert np.abs(fixed[band] - window[band]).max() < 2.0
     composite = inputs.composite(fixed, window, paste[..., None]).astype(np.uint8)
-    assert seam_score(composite, paste)["colour_step"] < seam_score(inputs.composite(generated, window, paste[..., None]).astype(np.uint8), paste)["colour_step"]
+    assert (
+        seam_score(composite, paste)["colour_step"]
+        < seam_score(inputs.composite(generated, window, paste[..., None]).astype(np.uint8), paste)["colour_step"]
+    )
     # where the drawn jaw crosses the band (a dark patch there, not a colour cast), the rest
     # of the face keeps the right shift instead of taking the patch's offset
     jaw = np.zeros((128, 128), bool)
@@ -167,7 +168,9 @@ def test_match_skin_gives_the_skin_the_real_colour_and_smoothness_but_keeps_the_
     outside the mouth; the mouth keeps its own contrast; a moved jaw does not drag the rest."""
     size = 128
     rng = np.random.default_rng(0)
-    paste = inputs.paste_mask(inputs.repaint_mask(np.array([[10, 30], [118, 30], [118, 125], [10, 125]], np.float32), size))
+    paste = inputs.paste_mask(
+        inputs.repaint_mask(np.array([[10, 30], [118, 30], [118, 125], [10, 125]], np.float32), size)
+    )
     lips = np.c_[48 + 32 * np.cos(np.linspace(0, 2 * np.pi, 40)), 70 + 10 * np.sin(np.linspace(0, 2 * np.pi, 40))]
     mouth = inputs.mouth_region([lips], size)  # what match_skin leaves its contrast to
     window = np.full((size, size, 3), (200.0, 150.0, 130.0), np.float32)  # smooth skin
@@ -200,8 +203,13 @@ def test_seam_score_sees_a_pasted_box():
 
 @pytest.mark.parametrize("case", ["avatar", "empty_audio", "text_audio", "out_dir", "renderer_kind"])
 def test_bad_input_is_one_line_and_leaves_nothing(case, models, speech_wav, face_avatar, tmp_path):
-    args = {"--audio": speech_wav, "--avatar": face_avatar, "--out": tmp_path / "o.mp4",
-            "--audio-model": models[0], "--renderer": models[1]}
+    args = {
+        "--audio": speech_wav,
+        "--avatar": face_avatar,
+        "--out": tmp_path / "o.mp4",
+        "--audio-model": models[0],
+        "--renderer": models[1],
+    }
     expect = None
     if case == "avatar":
         args["--avatar"] = expect = tmp_path / "nobody"
@@ -236,23 +244,30 @@ def test_wrong_fps_avatar_is_refused(models, face_avatar, tmp_path, speech_wav):
 
 
 def test_colour_match_modes_and_a_clear_error_for_an_unknown_one(models, speech_wav, face_avatar, tmp_path):
-    from dhlive.audio.mouth import load_basis
+    from dhlive.mouth import load_basis
 
     basis = load_basis(models[0] / "pca.pkl")
     frames = {}
     for mode in ("skin", "edge", "off"):
-        pipe = AvatarPipeline(face_avatar, models[1], basis, InferConfig(colour_match=mode))
+        pipe = FramePipeline(face_avatar, models[1], basis, InferConfig(colour_match=mode))
         try:
-            item = pipe.prepare(3, np.zeros(basis.n_coeffs, np.float32))
-            frames[mode] = pipe.paste(item, pipe.render([item])[0]).astype(int)
-            outside = pipe.frame_mask(item["i"]) == 0
-            assert np.array_equal(frames[mode][outside], np.asarray(pipe.source[item["i"]]).astype(int)[outside])
+            frame = pipe.prepare(3, np.zeros(basis.n_coeffs, np.float32))
+            frames[mode] = pipe.paste(frame, pipe.render([frame])[0]).astype(int)
+            outside = pipe.frame_mask(frame.index) == 0
+            assert np.array_equal(frames[mode][outside], np.asarray(pipe.source[frame.index]).astype(int)[outside])
         finally:
             pipe.close()
     assert np.abs(frames["skin"] - frames["edge"]).max() > 0 and np.abs(frames["edge"] - frames["off"]).max() > 0
     with pytest.raises(DhliveError, match="colour match must be one of skin, edge, off"):
-        infer(speech_wav, face_avatar, tmp_path / "x.mp4", audio_model=models[0], renderer=models[1], progress=False,
-              cfg=InferConfig(colour_match="auto"))
+        infer(
+            speech_wav,
+            face_avatar,
+            tmp_path / "x.mp4",
+            audio_model=models[0],
+            renderer=models[1],
+            progress=False,
+            cfg=InferConfig(colour_match="auto"),
+        )
     assert not (tmp_path / "x.mp4").exists()
 
 

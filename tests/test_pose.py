@@ -2,6 +2,7 @@ import numpy as np
 
 from dhlive.data import masks, pose
 from dhlive.formats import load_avatar
+from dhlive.geometry import polygon_mask
 
 
 def rot(yaw=0.0, pitch=0.0, roll=0.0):
@@ -72,7 +73,7 @@ def test_smoothing_respects_segments():
 def test_lower_face_polygon_covers_mouth_not_eyes(face_avatar):
     face = load_avatar(face_avatar).mean_face
     poly = masks.lower_face_polygon(face)
-    mask = masks.polygon_mask((poly[:, :2] + 2) * 50, 200, 200)
+    mask = polygon_mask((poly[:, :2] + 2) * 50, 200, 200)
     inside = lambda i: mask[int((face[i, 1] + 2) * 50), int((face[i, 0] + 2) * 50)] > 0.5  # noqa: E731
     assert all(inside(i) for i in (13, 14, 61, 291, 17, 152))  # lips, mouth corners, chin
     assert not any(inside(i) for i in (33, 263, 168, 10))  # eyes, nose bridge, forehead

@@ -3,12 +3,21 @@ import json
 import cv2
 import numpy as np
 import pytest
+from conftest import (
+    ASTRONAUT_FACE_BOX,
+    ASTRONAUT_NOSE_BOX,
+    CLIP_FRAMES,
+    CLIP_SIZE,
+    applied_roll,
+    astronaut_frame,
+    moving_frames,
+    to_clip_coords,
+    write_clip,
+)
 
-from conftest import (ASTRONAUT_FACE_BOX, ASTRONAUT_NOSE_BOX, CLIP_FRAMES, CLIP_SIZE, applied_roll,
-                      astronaut_frame, moving_frames, to_clip_coords, write_clip)
+import dhlive.data.prepare as prepare_module
 from dhlive import formats, media
 from dhlive.data.prepare import PrepareConfig, prepare
-import dhlive.data.prepare as prepare_module
 from dhlive.errors import DhliveError
 
 FAST = PrepareConfig(size=128)
@@ -78,10 +87,20 @@ def test_separate_sound_moved_by_its_offset(tmp_path, speech):
     cv2.imwrite(str(photo), cv2.cvtColor(astronaut_frame(), cv2.COLOR_RGB2BGR))
     wav = tmp_path / "speech.wav"
     media.write_wav(wav, speech)
-    late = prepare(photo, "late", tmp_path, PrepareConfig(size=128, still_seconds=1.0, audio=str(wav),
-                                                          audio_offset=0.2), progress=False)
-    early = prepare(photo, "early", tmp_path, PrepareConfig(size=128, still_seconds=1.0, audio=str(wav),
-                                                            audio_offset=-0.2), progress=False)
+    late = prepare(
+        photo,
+        "late",
+        tmp_path,
+        PrepareConfig(size=128, still_seconds=1.0, audio=str(wav), audio_offset=0.2),
+        progress=False,
+    )
+    early = prepare(
+        photo,
+        "early",
+        tmp_path,
+        PrepareConfig(size=128, still_seconds=1.0, audio=str(wav), audio_offset=-0.2),
+        progress=False,
+    )
     a_late = media.load_audio(formats.load_avatar(late.path).audio_path)
     a_early = media.load_audio(formats.load_avatar(early.path).audio_path)
     assert np.allclose(a_late, speech[3200:], atol=1e-3)
@@ -95,7 +114,7 @@ def test_two_faces_follows_the_main_one(tmp_path):
     small = cv2.resize(big, (240, 240))  # its face is ~100 px, the main one ~160 px
     canvas = np.full((CLIP_SIZE, CLIP_SIZE + 280, 3), 90, np.uint8)
     canvas[:, :CLIP_SIZE] = big
-    canvas[40:280, CLIP_SIZE + 20:CLIP_SIZE + 260] = small
+    canvas[40:280, CLIP_SIZE + 20 : CLIP_SIZE + 260] = small
     clip = write_clip(tmp_path / "two.mp4", [canvas] * 30)
     res = prepare(clip, "two", tmp_path, FAST, progress=False)
     a = formats.load_avatar(res.path)
@@ -112,8 +131,13 @@ def test_short_gap_is_interpolated_long_gap_dropped(tmp_path):
     assert np.abs(np.diff(a.pixels[18:26, 1, 0])).max() < 10  # no jump through the gap
 
     long = [blank_like(f) if 10 <= i < 40 else f for i, f in enumerate(frames)]
-    res = prepare(write_clip(tmp_path / "long.mp4", long), "long", tmp_path,
-                  PrepareConfig(size=128, min_usable_seconds=0.5), progress=False)
+    res = prepare(
+        write_clip(tmp_path / "long.mp4", long),
+        "long",
+        tmp_path,
+        PrepareConfig(size=128, min_usable_seconds=0.5),
+        progress=False,
+    )
     a = formats.load_avatar(res.path)
     assert a.n_frames == 20
     assert a.meta["rejected"] == [{"reason": "no face", "frames": [[10, 39]]}]

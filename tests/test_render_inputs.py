@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from dhlive.audio import mouth as M
+from dhlive import mouth as M
 from dhlive.formats import load_avatar
 from dhlive.media import SourceFrames
 from dhlive.render import inputs as I
@@ -42,7 +42,7 @@ def test_the_window_is_cut_from_the_source_frame_at_the_face(astro):
         source.close()
     assert win.shape == (SIZE, SIZE, 3) and win.dtype == np.uint8
     # the astronaut's lower face is skin, not the dark background: the window is on the face
-    assert win[SIZE // 3:2 * SIZE // 3, SIZE // 3:2 * SIZE // 3].mean() > 90
+    assert win[SIZE // 3 : 2 * SIZE // 3, SIZE // 3 : 2 * SIZE // 3].mean() > 90
 
 
 def test_paste_mask_never_reaches_outside_the_repaint_region():
@@ -69,7 +69,9 @@ def synthetic_basis(images, rest):
     wide_dir = np.zeros((40, 3), np.float32)
     wide_dir[[0, 20], 0], wide_dir[[10, 30], 0] = -0.05, 0.05
     a, w = rng.uniform(0, 1, (200, 1)), rng.normal(0, 1, (200, 1))
-    dl = (a * open_dir.reshape(1, -1) + w * wide_dir.reshape(1, -1) + rng.normal(0, 1e-3, (200, 120))).astype(np.float32)
+    dl = (a * open_dir.reshape(1, -1) + w * wide_dir.reshape(1, -1) + rng.normal(0, 1e-3, (200, 120))).astype(
+        np.float32
+    )
     di = (a * rng.normal(0, 1, (1, images[0].size)) + rng.normal(0, 0.1, (200, images[0].size))).astype(np.float32)
     return M.fit_basis(dl, di, "lips+pixels", n_coeffs=3), open_dir
 
@@ -98,7 +100,9 @@ def test_source_and_reference_layouts(astro):
     repaint = I.repaint_mask(np.array([[20, 60], [108, 60], [64, 120]], np.float32), SIZE)
     src = I.source_input(win, repaint, np.zeros((SIZE, SIZE, 3), np.float32), np.zeros((SIZE, SIZE), np.float32))
     assert src.shape == (SOURCE_CHANNELS, SIZE, SIZE)
-    assert src[:3, 100, 64].max() == 0 and src[:3, 10, 10].min() == pytest.approx(200 / 255)  # only the region is blacked out
+    assert src[:3, 100, 64].max() == 0 and src[:3, 10, 10].min() == pytest.approx(
+        200 / 255
+    )  # only the region is blacked out
     lm = I.project(avatar.canonical[:2], window.canonical_to_window(avatar.pose[0]))
     refs = I.reference_input(np.stack([win, win]), lm)
     assert refs.shape == (2 * REFERENCE_CHANNELS, SIZE, SIZE)

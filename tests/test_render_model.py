@@ -1,8 +1,15 @@
 import pytest
 import torch
 
-from dhlive.render.model import (REFERENCE_CHANNELS, SOURCE_CHANNELS, AdaAT, Renderer, count_macs, fuse_for_inference,
-                                 preset)
+from dhlive.render.model import (
+    REFERENCE_CHANNELS,
+    SOURCE_CHANNELS,
+    AdaAT,
+    Renderer,
+    count_macs,
+    fuse_for_inference,
+    preset,
+)
 
 DH_LIVE_GMAC = 36.0  # DH_live's renderer per frame with cached references (BRIEF section 2)
 
@@ -14,7 +21,9 @@ def test_output_shape_and_range(resolution):
     refs = torch.rand(1, REFERENCE_CHANNELS * 5, resolution, resolution)
     with torch.no_grad():
         feats = model.encode_references(refs)
-        out = model(torch.rand(3, SOURCE_CHANNELS, resolution, resolution), feats)  # one avatar's cache, a batch of frames
+        out = model(
+            torch.rand(3, SOURCE_CHANNELS, resolution, resolution), feats
+        )  # one avatar's cache, a batch of frames
     assert out.shape == (3, 3, resolution, resolution)
     assert 0 <= out.min() and out.max() <= 1
 

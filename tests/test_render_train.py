@@ -5,24 +5,33 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from conftest import TINY_MODEL, run_cli
 
 from dhlive.errors import DhliveError
 from dhlive.formats import RENDER_MODEL_FORMAT, load_checkpoint, load_render_pack, save_checkpoint
 from dhlive.render.checkpoint import load_renderer, save_renderer
 from dhlive.render.model import Renderer, preset
+from dhlive.train import packs as P
 from dhlive.train import render as T
 from dhlive.train.perceptual import STLPIPS
 
-from conftest import run_cli
-
-TINY_MODEL = {"resolution": 128, "width": 8, "max_width": 32, "blocks": 1}
-TINY = dict(model=TINY_MODEL, batch=2, perceptual_layers=1, perceptual_window=2, warmup=2, gan_start=2,
-            log_every=2, sample_every=2, checkpoint_every=2, holdout=0.25)
+TINY = dict(
+    model=TINY_MODEL,
+    batch=2,
+    perceptual_layers=1,
+    perceptual_window=2,
+    warmup=2,
+    gan_start=2,
+    log_every=2,
+    sample_every=2,
+    checkpoint_every=2,
+    holdout=0.25,
+)
 
 
 @pytest.fixture(scope="module")
 def pack(face_avatar, tmp_path_factory):
-    return T.ensure_pack(face_avatar, 128, tmp_path_factory.mktemp("packs"), progress=False)
+    return P.ensure_pack(face_avatar, 128, tmp_path_factory.mktemp("packs"), progress=False)
 
 
 def test_pack_round_trip_and_cache(pack, face_avatar):
@@ -31,19 +40,19 @@ def test_pack_round_trip_and_cache(pack, face_avatar):
     assert meta["size"] == 128 and n == 50
     assert arrays["canonical_to_window"].shape == (n, 2, 4) and arrays["landmarks"].shape == (n, 478, 2)
     before = pack.stat().st_mtime_ns
-    assert T.ensure_pack(face_avatar, 128, pack.parent, progress=False) == pack  # unchanged avatar: reused
+    assert P.ensure_pack(face_avatar, 128, pack.parent, progress=False) == pack  # unchanged avatar: reused
     assert pack.stat().st_mtime_ns == before
 
 
 def test_pack_windows_are_the_windows_inference_cuts(pack, face_avatar):
     """Training sees the pixels inference sees: the source frame's window, not a resampled crop's."""
-    from dhlive.audio.mouth import avatar_rest
-    from dhlive.eval.metrics import psnr
     from dhlive.formats import load_avatar
     from dhlive.media import SourceFrames
+    from dhlive.metrics import psnr
+    from dhlive.mouth import avatar_rest
     from dhlive.render import inputs
 
-    frames, _ = T.load_frames(pack, 0.0, 5, 128)
+    frames, _ = P.load_frames(pack, 0.0, 5, 128)
     avatar = load_avatar(face_avatar)
     window = inputs.face_window(avatar.lower_face, avatar_rest(avatar).lips, 128)
     source = SourceFrames(avatar)
@@ -55,24 +64,27 @@ def test_pack_windows_are_the_windows_inference_cuts(pack, face_avatar):
             to_crop[:, 2] -= np.array([x0, y0]) * (avatar.crop_size / side)
             from_crop = inputs.cut_window(avatar.read_crop(i), to_crop, 128)
             assert psnr(frames.windows[i], at_inference) > 40  # the same up to the pack's JPEG
-            assert psnr(frames.windows[i], at_inference) > psnr(frames.windows[i], from_crop) + 2  # measured: 3.2-4.5 dB closer
+            assert (
+                psnr(frames.windows[i], at_inference) > psnr(frames.windows[i], from_crop) + 2
+            )  # measured: 3.2-4.5 dB closer
     finally:
         source.close()
 
 
 def test_a_thinned_pack_keeps_every_kth_frame_and_refuses_the_clip_stage(tmp_path, pack):
-    thin = T.thin_pack(pack, tmp_path / "thin.npz", 3)
+    thin = P.thin_pack(pack, tmp_path / "thin.npz", 3)
     meta, a = load_render_pack(pack)
     tmeta, t = load_render_pack(thin)
     n = len(a["aperture"])
     assert tmeta["frame_step"] == 3 and len(t["aperture"]) == (n + 2) // 3
-    full, _ = T.load_frames(pack, 0.0, 5, 128)
-    part, _ = T.load_frames(thin, 0.0, 5, 128)
+    full, _ = P.load_frames(pack, 0.0, 5, 128)
+    part, _ = P.load_frames(thin, 0.0, 5, 128)
     assert (part.windows == full.windows[::3]).all() and (t["landmarks"] == a["landmarks"][::3]).all()
     assert (t["rest_image"] == a["rest_image"]).all()
     with pytest.raises(DhliveError, match="consecutive frames; thinned packs"):
-        T.train_render([thin], tmp_path / "clip", T.check_config(T.TrainRenderConfig(**{**TINY, "stage": "clip", "steps": 2})),
-                       progress=False)
+        T.train_render(
+            [thin], tmp_path / "clip", T.TrainRenderConfig(**{**TINY, "stage": "clip", "steps": 2}), progress=False
+        )
 
 
 def test_a_broken_pack_is_one_clear_error(tmp_path, pack):
@@ -134,10 +146,10 @@ def test_perceptual_subset_for_a_gpu_machine(tmp_path, monkeypatch):
 
 def tiny_batches(pack, batch: int):
     """The training batches of the tiny pack, prompts through a 4-coefficient PCA fitted on it."""
-    from dhlive.audio.mouth import fit_basis, mouth_deltas
+    from dhlive.mouth import fit_basis, mouth_deltas
 
-    cfg = T.check_config(T.TrainRenderConfig(**{**TINY, "batch": batch, "holdout": 0.0}))
-    frames, _ = T.load_frames(pack, 0.0, 5, 128)
+    cfg = T.TrainRenderConfig(**{**TINY, "batch": batch, "holdout": 0.0})
+    frames, _ = P.load_frames(pack, 0.0, 5, 128)
     d = mouth_deltas(frames.arrays["lips"], frames.arrays["mouth_images"], frames.rest)
     basis = fit_basis(*d, "lips+pixels", n_coeffs=4)
     frames.coeffs = basis.encode(*d)
@@ -224,12 +236,16 @@ def test_incompatible_checkpoints_are_clear_errors(tmp_path):
     save_renderer(ckpt, Renderer(preset("fast", **TINY_MODEL)))
     d = load_checkpoint(ckpt, RENDER_MODEL_FORMAT)
     d["inputs"] = {**d["inputs"], "source_channels": 6}
-    save_checkpoint(tmp_path / "old.pt", RENDER_MODEL_FORMAT, {k: v for k, v in d.items() if k not in ("format", "version")})
+    save_checkpoint(
+        tmp_path / "old.pt", RENDER_MODEL_FORMAT, {k: v for k, v in d.items() if k not in ("format", "version")}
+    )
     with pytest.raises(DhliveError, match="input layout"):
         load_renderer(tmp_path / "old.pt")
     d = load_checkpoint(ckpt, RENDER_MODEL_FORMAT)
     d["config"]["width"] = 16
-    save_checkpoint(tmp_path / "mixed.pt", RENDER_MODEL_FORMAT, {k: v for k, v in d.items() if k not in ("format", "version")})
+    save_checkpoint(
+        tmp_path / "mixed.pt", RENDER_MODEL_FORMAT, {k: v for k, v in d.items() if k not in ("format", "version")}
+    )
     with pytest.raises(DhliveError, match="do not fit"):
         load_renderer(tmp_path / "mixed.pt")
     with pytest.raises(DhliveError, match="audio"):  # another kind of checkpoint
@@ -254,10 +270,31 @@ def test_two_process_data_parallel_training_on_cpu(pack, tmp_path):
 
     cfg = tmp_path / "tiny.yaml"
     cfg.write_text(yaml.safe_dump({**TINY, "steps": 2, "holdout": 0.0}))
-    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                        "-m", "dhlive.cli", "train-render", "--avatars", str(pack), "--out", str(tmp_path / "ddp"),
-                        "--config", str(cfg), "--device", "cpu", "--quiet"],
-                       capture_output=True, text=True, timeout=300, env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            "-m",
+            "dhlive.cli",
+            "train-render",
+            "--avatars",
+            str(pack),
+            "--out",
+            str(tmp_path / "ddp"),
+            "--config",
+            str(cfg),
+            "--device",
+            "cpu",
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**__import__("os").environ, "OMP_NUM_THREADS": "1"},
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     model, info = load_renderer(tmp_path / "ddp" / "render_model.pt")
     assert info["world_size"] == 2 and info["steps"] == 2
@@ -269,11 +306,23 @@ def test_cli_fine_tune_learns_the_shipped_audio_models_prompts(tmp_path, face_av
     import yaml
 
     from dhlive.formats import file_sha256
-    from dhlive.infer import DEFAULT_AUDIO_MODEL, DEFAULT_RENDERER
+    from dhlive.models import DEFAULT_AUDIO_MODEL, DEFAULT_RENDERER
 
     cfg = tmp_path / "short.yaml"
     cfg.write_text(yaml.safe_dump({"steps": 1, "batch": 1, "perceptual_layers": 1, "gan_start": 100}))
-    r = run_cli("train-render", "--avatars", face_avatar, "--out", tmp_path / "ft", "--init", DEFAULT_RENDERER,
-                "--config", cfg, "--device", "cpu", "--quiet")
+    r = run_cli(
+        "train-render",
+        "--avatars",
+        face_avatar,
+        "--out",
+        tmp_path / "ft",
+        "--init",
+        DEFAULT_RENDERER,
+        "--config",
+        cfg,
+        "--device",
+        "cpu",
+        "--quiet",
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     assert file_sha256(tmp_path / "ft" / "pca.pkl") == file_sha256(DEFAULT_AUDIO_MODEL / "pca.pkl")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..eval.metrics import pearson
+from ..metrics import pearson
 from .clips import Clip
 from .features import N_MELS
 
@@ -30,7 +30,7 @@ def log_mel(clip: Clip) -> np.ndarray:
 def context_rows(mel: np.ndarray, frames: np.ndarray, context: int = CONTEXT) -> np.ndarray:
     """(len(frames), 80 * (2 context + 1)): each frame's log-mel with its neighbours (edges repeated)."""
     pad = np.pad(mel, ((context, context), (0, 0)), mode="edge")
-    stacked = np.concatenate([pad[k:k + len(mel)] for k in range(2 * context + 1)], 1)
+    stacked = np.concatenate([pad[k : k + len(mel)] for k in range(2 * context + 1)], 1)
     return stacked[np.clip(frames, 0, len(mel) - 1)]
 
 

@@ -14,10 +14,12 @@ from pathlib import Path
 import numpy as np
 
 from .. import media
+from ..constants import FPS, SAMPLE_RATE
 from ..errors import DhliveError
+from ..facemesh import aperture
 from ..formats import load_avatar
-from .features import FPS, N_MELS, SAMPLE_RATE, fbank_features
-from .mouth import MouthRest, aperture, avatar_mouth
+from ..mouth import MouthRest, avatar_mouth
+from .features import N_MELS, fbank_features
 
 MIN_SECONDS = 2.0  # a clip shorter than this teaches nothing and cannot be evaluated
 MIN_SPEECH_RMS = 1e-3  # about -60 dBFS over the whole clip: below this it is silent
@@ -50,7 +52,7 @@ class Clip:
         return fbank_features(self.audio)
 
 
-def load_clip(path: str | Path, with_images: bool = True) -> Clip:
+def load_clip(path: str | Path, with_images: bool = True, min_seconds: float = MIN_SECONDS) -> Clip:
     """Load an avatar folder as a training or evaluation clip; errors name the folder and the problem."""
     avatar = load_avatar(path, check_images=with_images)
     if avatar.audio_path is None:
@@ -59,16 +61,16 @@ def load_clip(path: str | Path, with_images: bool = True) -> Clip:
         raise DhliveError(f"avatar {avatar.root}: prepared at {avatar.fps:g} fps; the audio model needs {FPS} fps")
     audio = media.load_audio(avatar.audio_path)
     seconds = len(audio) / SAMPLE_RATE
-    if seconds < MIN_SECONDS:
-        raise DhliveError(f"avatar {avatar.root}: audio is {seconds:.2f} s long, at least {MIN_SECONDS:g} s is needed")
+    if seconds < min_seconds:
+        raise DhliveError(f"avatar {avatar.root}: audio is {seconds:.2f} s long, at least {min_seconds:g} s is needed")
     if float(np.sqrt(np.mean(audio.astype(np.float64) ** 2))) < MIN_SPEECH_RMS:
         raise DhliveError(f"avatar {avatar.root}: audio is silent (below -60 dBFS), nothing to learn from")
     frames = np.asarray(avatar.meta.get("source_index", np.arange(avatar.n_frames)), np.int64)
     lips, images, rest = avatar_mouth(avatar, with_images)
     clip = Clip(avatar.root.name, audio, frames, lips, images, rest)
     keep = frames < clip.n_timeline  # video may run a little past the audio
-    if keep.sum() < MIN_SECONDS * FPS:
-        raise DhliveError(f"avatar {avatar.root}: fewer than {MIN_SECONDS:g} s of frames overlap its audio")
+    if keep.sum() < min_seconds * FPS:
+        raise DhliveError(f"avatar {avatar.root}: fewer than {min_seconds:g} s of frames overlap its audio")
     if not keep.all():
         clip.frames, clip.lips = frames[keep], lips[keep]
         clip.images = None if images is None else images[keep]
@@ -94,8 +96,8 @@ def _match(fa: np.ndarray, fb: np.ndarray) -> tuple[float, int]:
     lags = np.arange(-(len(fb) - 1), len(fa))  # where b's first frame falls in a
     cross = cross[lags % size]
     # each offset's energy of the overlapping parts, so r is a cosine over the overlap only
-    ea = np.concatenate([[0.0], np.cumsum((fa ** 2).sum(1))])
-    eb = np.concatenate([[0.0], np.cumsum((fb ** 2).sum(1))])
+    ea = np.concatenate([[0.0], np.cumsum((fa**2).sum(1))])
+    eb = np.concatenate([[0.0], np.cumsum((fb**2).sum(1))])
     lo_a, hi_a = np.maximum(0, lags), np.minimum(len(fa), lags + len(fb))
     lo_b, hi_b = lo_a - lags, hi_a - lags
     energy = np.sqrt(np.maximum((ea[hi_a] - ea[lo_a]) * (eb[hi_b] - eb[lo_b]), 1e-9))

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..eval.metrics import articulation_ratio, best_lag, closed_fraction, pearson
+from ..facemesh import aperture
+from ..metrics import articulation_ratio, best_lag, closed_fraction, pearson
+from ..mouth import MouthBasis
 from .clips import Clip
 from .inference import predict
 from .model import AudioModel
-from .mouth import MouthBasis, aperture
 
 MAX_LAG = 5  # frames searched either way for the best audio-video lag
 
@@ -25,8 +26,14 @@ def clip_apertures(model: AudioModel, basis: MouthBasis, clip: Clip) -> tuple[np
 def evaluate_clip(model: AudioModel, basis: MouthBasis, clip: Clip) -> dict:
     gen, real = clip_apertures(model, basis, clip)
     lag, r_lag = best_lag(gen, real, MAX_LAG)
-    return {"clip": clip.name, "frames": len(real), "aperture_r": pearson(gen, real),
-            "articulation": articulation_ratio(gen, real), "best_lag": lag, "aperture_r_at_best_lag": r_lag}
+    return {
+        "clip": clip.name,
+        "frames": len(real),
+        "aperture_r": pearson(gen, real),
+        "articulation": articulation_ratio(gen, real),
+        "best_lag": lag,
+        "aperture_r_at_best_lag": r_lag,
+    }
 
 
 def silence_check(model: AudioModel, basis: MouthBasis, clip: Clip, audio: np.ndarray) -> float:

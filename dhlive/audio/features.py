@@ -16,14 +16,13 @@ from __future__ import annotations
 import kaldi_native_fbank as knf
 import numpy as np
 
-SAMPLE_RATE = 16000
-FPS = 25
+from ..constants import SAMPLE_RATE, SAMPLES_PER_FRAME
+
 N_MELS = 80
 WINDOW_MS = 50
 HOP_MS = 20
 FBANK_PER_FRAME = 2  # fbank frames per video frame (1000 / FPS / HOP_MS)
 FEATURE_DIM = N_MELS * FBANK_PER_FRAME  # 160
-SAMPLES_PER_FRAME = SAMPLE_RATE // FPS  # 640: 40 ms
 HALF_WINDOW = SAMPLE_RATE * WINDOW_MS // 2000  # 400 samples of silence before the first sample
 PCM_SCALE = 32768.0  # kaldi works on 16-bit sample values
 

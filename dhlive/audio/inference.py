@@ -21,11 +21,17 @@ import numpy as np
 import torch
 
 from ..errors import DhliveError
-from ..formats import (AUDIO_MODEL_FILE, AUDIO_MODEL_FORMAT, MOUTH_PCA_FILE, file_sha256, load_checkpoint,
-                       save_checkpoint)
+from ..formats import (
+    AUDIO_MODEL_FILE,
+    AUDIO_MODEL_FORMAT,
+    MOUTH_PCA_FILE,
+    file_sha256,
+    load_checkpoint,
+    save_checkpoint,
+)
+from ..mouth import MouthBasis, load_basis
 from .features import FEATURE_DIM, N_MELS, FbankStream, fbank_features
 from .model import AudioModel, AudioModelConfig
-from .mouth import MouthBasis, load_basis
 
 GATE_RADIUS = 2  # video frames each side of t the gate listens to (<= the model's look-ahead)
 # loudness: log of the summed mel energies of a fbank frame (16-bit sample units); every 20 dB
@@ -33,8 +39,8 @@ GATE_RADIUS = 2  # video frames each side of t the gate listens to (<= the model
 # full-scale sine 28.6; speech recorded at usual levels 20-29 (median 21-29 on real clips).
 ENERGY_CLOSED, ENERGY_OPEN = 15.5, 17.0
 # change: energy-weighted mean |difference| of log mel between fbank frames 20 ms apart,
-# median over the window. Measured (docs/audio.md): a sine 0, synthetic held notes 0.12,
-# white noise 0.36, speech 0.65-1.15 (median per real clip; 10th percentile ~0.45).
+# median over the window: 0 for a sine, about 0.1 for held notes, 0.36 for white noise,
+# 0.65-1.15 for speech (docs/audio.md).
 FLUX_CLOSED, FLUX_OPEN = 0.18, 0.30
 
 _SILENCE_ROW = None
@@ -66,7 +72,9 @@ def row_statistics(rows: np.ndarray, previous: np.ndarray) -> np.ndarray:
 
 def gate_from_statistics(window: np.ndarray) -> float:
     """(2*GATE_RADIUS+1, 3) row statistics around frame t -> how far its mouth may open, 0..1."""
-    return float(_ramp(window[:, 0].max(), ENERGY_CLOSED, ENERGY_OPEN) * _ramp(np.median(window[:, 1:]), FLUX_CLOSED, FLUX_OPEN))
+    return float(
+        _ramp(window[:, 0].max(), ENERGY_CLOSED, ENERGY_OPEN) * _ramp(np.median(window[:, 1:]), FLUX_CLOSED, FLUX_OPEN)
+    )
 
 
 class MouthStream:
@@ -105,9 +113,9 @@ class MouthStream:
             for i, s in enumerate(stats):
                 self.stats.append(s)  # now rows (frame - GATE_RADIUS) .. (frame + lookahead) when full
                 if first + i >= self.lookahead:
-                    g = gate_from_statistics(np.asarray(self.stats)[:2 * GATE_RADIUS + 1])
+                    g = gate_from_statistics(np.asarray(self.stats)[: 2 * GATE_RADIUS + 1])
                     out[i] = self.closed + g * (out[i] - self.closed)
-        return out[max(0, self.lookahead - first):]
+        return out[max(0, self.lookahead - first) :]
 
     def push(self, audio: np.ndarray) -> np.ndarray:
         return self._run(self.features.push(audio))
@@ -124,9 +132,16 @@ def predict(model: AudioModel, audio: np.ndarray, gate: bool = True) -> np.ndarr
 
 
 def save_audio_model(path: Path, model: AudioModel, basis_path: Path, info: dict) -> None:
-    save_checkpoint(path, AUDIO_MODEL_FORMAT, {
-        "config": asdict(model.config), "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "mouth_pca_sha256": file_sha256(basis_path), "info": info})
+    save_checkpoint(
+        path,
+        AUDIO_MODEL_FORMAT,
+        {
+            "config": asdict(model.config),
+            "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            "mouth_pca_sha256": file_sha256(basis_path),
+            "info": info,
+        },
+    )
 
 
 def load_audio_model(folder: str | os.PathLike) -> tuple[AudioModel, MouthBasis]:
@@ -144,7 +159,11 @@ def load_audio_model(folder: str | os.PathLike) -> tuple[AudioModel, MouthBasis]
         model = AudioModel(config)
         model.load_state_dict(ck["state_dict"])
     except (TypeError, RuntimeError, KeyError) as e:
-        raise DhliveError(f"{folder / AUDIO_MODEL_FILE}: does not fit this dhlive's audio model ({str(e).splitlines()[0][:120]})") from None
+        raise DhliveError(
+            f"{folder / AUDIO_MODEL_FILE}: does not fit this dhlive's audio model ({str(e).splitlines()[0][:120]})"
+        ) from None
     if config.n_coeffs != basis.n_coeffs:
-        raise DhliveError(f"{folder}: model predicts {config.n_coeffs} coefficients but the mouth PCA has {basis.n_coeffs}")
+        raise DhliveError(
+            f"{folder}: model predicts {config.n_coeffs} coefficients but the mouth PCA has {basis.n_coeffs}"
+        )
     return model.eval(), basis

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..config import number
+from ..constants import LOOKAHEAD_FRAMES
 from .features import FEATURE_DIM
 
 
@@ -28,8 +30,14 @@ class AudioModelConfig:
     lstm_layers: int = 2
     head_dim: int = 256
     n_coeffs: int = 8  # mouth coefficients predicted per frame (DH_live: 6)
-    lookahead: int = 4  # video frames of future audio seen (4 = 160 ms)
+    lookahead: int = LOOKAHEAD_FRAMES  # video frames of future audio heard before a frame is decided
     dropout: float = 0.2  # between the LSTM layers, in training only
+
+    def __post_init__(self):
+        for name in "feature_dim frame_dim lstm_dim lstm_layers head_dim n_coeffs".split():
+            number(f"model {name}", getattr(self, name), low=1, integer=True)
+        number("model lookahead", self.lookahead, low=0, high=25, integer=True)
+        number("model dropout", self.dropout, low=0, high=0.9)
 
 
 class AudioModel(nn.Module):
@@ -37,14 +45,25 @@ class AudioModel(nn.Module):
         super().__init__()
         c = self.config = config
         self.frame_encoder = nn.Sequential(
-            nn.Linear(c.feature_dim, c.frame_dim), nn.BatchNorm1d(c.frame_dim), nn.LeakyReLU(0.2),
+            nn.Linear(c.feature_dim, c.frame_dim),
+            nn.BatchNorm1d(c.frame_dim),
+            nn.LeakyReLU(0.2),
             nn.Linear(c.frame_dim, c.frame_dim),
         )
-        self.lstm = nn.LSTM(c.frame_dim, c.lstm_dim, num_layers=c.lstm_layers, batch_first=True,
-                            dropout=c.dropout if c.lstm_layers > 1 else 0.0)
+        self.lstm = nn.LSTM(
+            c.frame_dim,
+            c.lstm_dim,
+            num_layers=c.lstm_layers,
+            batch_first=True,
+            dropout=c.dropout if c.lstm_layers > 1 else 0.0,
+        )
         self.head = nn.Sequential(
-            nn.Linear(c.lstm_dim, c.head_dim), nn.BatchNorm1d(c.head_dim), nn.LeakyReLU(0.2),
-            nn.Linear(c.head_dim, c.head_dim), nn.BatchNorm1d(c.head_dim), nn.LeakyReLU(0.2),
+            nn.Linear(c.lstm_dim, c.head_dim),
+            nn.BatchNorm1d(c.head_dim),
+            nn.LeakyReLU(0.2),
+            nn.Linear(c.head_dim, c.head_dim),
+            nn.BatchNorm1d(c.head_dim),
+            nn.LeakyReLU(0.2),
             nn.Linear(c.head_dim, c.n_coeffs),
         )
         # the coefficients of the closed, resting mouth (set from the mouth PCA at training):

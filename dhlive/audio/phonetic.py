@@ -24,8 +24,8 @@ import unicodedata
 
 import numpy as np
 
-from ..data.pose import smooth_series
-from .features import FPS
+from ..constants import FPS
+from ..geometry import smooth_series
 
 FEATURES = ("open", "round", "spread", "closure", "labiodental", "speaking")
 N_FEATURES = len(FEATURES)
@@ -34,20 +34,40 @@ COARTICULATION_FRAMES = 1.0  # std of the Gaussian that blends neighbouring soun
 #          open round spread closure labiodental
 _VOWELS = {
     # close
-    "i": (0.25, 0, 1, 0, 0), "y": (0.25, 1, 0, 0, 0), "ɨ": (0.25, 0, 0.5, 0, 0), "ʉ": (0.25, 1, 0, 0, 0),
-    "ɯ": (0.25, 0, 0.5, 0, 0), "u": (0.25, 1, 0, 0, 0),
+    "i": (0.25, 0, 1, 0, 0),
+    "y": (0.25, 1, 0, 0, 0),
+    "ɨ": (0.25, 0, 0.5, 0, 0),
+    "ʉ": (0.25, 1, 0, 0, 0),
+    "ɯ": (0.25, 0, 0.5, 0, 0),
+    "u": (0.25, 1, 0, 0, 0),
     # near-close
-    "ɪ": (0.35, 0, 0.7, 0, 0), "ʏ": (0.35, 0.8, 0, 0, 0), "ʊ": (0.35, 0.8, 0, 0, 0),
+    "ɪ": (0.35, 0, 0.7, 0, 0),
+    "ʏ": (0.35, 0.8, 0, 0, 0),
+    "ʊ": (0.35, 0.8, 0, 0, 0),
     # close-mid and mid
-    "e": (0.5, 0, 0.8, 0, 0), "ø": (0.5, 0.9, 0, 0, 0), "ɘ": (0.5, 0, 0.3, 0, 0), "ɵ": (0.5, 0.8, 0, 0, 0),
-    "ɤ": (0.5, 0, 0.3, 0, 0), "o": (0.5, 1, 0, 0, 0), "ə": (0.45, 0, 0.2, 0, 0), "ɚ": (0.45, 0.3, 0, 0, 0),
+    "e": (0.5, 0, 0.8, 0, 0),
+    "ø": (0.5, 0.9, 0, 0, 0),
+    "ɘ": (0.5, 0, 0.3, 0, 0),
+    "ɵ": (0.5, 0.8, 0, 0, 0),
+    "ɤ": (0.5, 0, 0.3, 0, 0),
+    "o": (0.5, 1, 0, 0, 0),
+    "ə": (0.45, 0, 0.2, 0, 0),
+    "ɚ": (0.45, 0.3, 0, 0, 0),
     "ɝ": (0.5, 0.3, 0, 0, 0),
     # open-mid
-    "ɛ": (0.7, 0, 0.5, 0, 0), "œ": (0.7, 0.8, 0, 0, 0), "ɜ": (0.65, 0, 0.2, 0, 0), "ɞ": (0.7, 0.8, 0, 0, 0),
-    "ʌ": (0.7, 0, 0.2, 0, 0), "ɔ": (0.75, 0.9, 0, 0, 0),
+    "ɛ": (0.7, 0, 0.5, 0, 0),
+    "œ": (0.7, 0.8, 0, 0, 0),
+    "ɜ": (0.65, 0, 0.2, 0, 0),
+    "ɞ": (0.7, 0.8, 0, 0, 0),
+    "ʌ": (0.7, 0, 0.2, 0, 0),
+    "ɔ": (0.75, 0.9, 0, 0, 0),
     # near-open and open
-    "æ": (0.85, 0, 0.5, 0, 0), "ɐ": (0.8, 0, 0.2, 0, 0), "a": (1.0, 0, 0.3, 0, 0), "ɶ": (1.0, 0.7, 0, 0, 0),
-    "ɑ": (1.0, 0, 0.1, 0, 0), "ɒ": (0.95, 0.6, 0, 0, 0),
+    "æ": (0.85, 0, 0.5, 0, 0),
+    "ɐ": (0.8, 0, 0.2, 0, 0),
+    "a": (1.0, 0, 0.3, 0, 0),
+    "ɶ": (1.0, 0.7, 0, 0, 0),
+    "ɑ": (1.0, 0, 0.1, 0, 0),
+    "ɒ": (0.95, 0.6, 0, 0, 0),
 }
 _CONSONANTS = {
     **{c: (0.0, 0, 0, 1, 0) for c in "pbmɸβʙ"},
@@ -97,7 +117,7 @@ def frame_targets(phonemes: list, n_frames: int, fps: float = FPS) -> np.ndarray
             if previous is not None and not any(ch in _TRANSPARENT for ch in name):
                 span = (previous[1], previous[1])
             else:
-                following = (phoneme_span(n) for _, n in events[k + 1:] if n)
+                following = (phoneme_span(n) for _, n in events[k + 1 :] if n)
                 nxt = next((f for f in following if f is not None), None)
                 span = None if nxt is None else (nxt[0], nxt[0])
         previous = span if name else None

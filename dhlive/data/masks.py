@@ -9,20 +9,17 @@ the mouth: the region is the same whatever the audio makes the mouth do.
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
-# mediapipe face oval, clockwise from the top of the forehead.
-FACE_OVAL = [10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400,
-             377, 152, 148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109]
-NOSE_TIP = 1
-CHIN = 152
+from ..facemesh import CHIN, FACE_OVAL, NOSE_TIP
 
 JAW_DROP = 0.25  # how far the chin may open, in eye-corner distances (canonical units)
 SIDE_MARGIN = 0.06  # extra width on the cheeks, same units
 
 
-def lower_face_polygon(mean_face: np.ndarray, jaw_drop: float = JAW_DROP, side_margin: float = SIDE_MARGIN) -> np.ndarray:
+def lower_face_polygon(
+    mean_face: np.ndarray, jaw_drop: float = JAW_DROP, side_margin: float = SIDE_MARGIN
+) -> np.ndarray:
     """(K,3) canonical polygon of the repaint region for this person's mean face."""
     face = np.asarray(mean_face, np.float64)
     oval = face[FACE_OVAL]
@@ -41,15 +38,5 @@ def lower_face_polygon(mean_face: np.ndarray, jaw_drop: float = JAW_DROP, side_m
     poly = np.array(pts)
     depth = np.clip((poly[:, 1] - cut) / max(chin - cut, 1e-6), 0, 1)
     poly[:, 0] += np.sign(poly[:, 0] - cx) * side_margin
-    poly[:, 1] += jaw_drop * depth ** 2
+    poly[:, 1] += jaw_drop * depth**2
     return poly
-
-
-def polygon_mask(polygon_xy: np.ndarray, height: int, width: int, feather: float = 0.0) -> np.ndarray:
-    """Float mask in [0,1] of a pixel polygon; `feather` px of Gaussian softening."""
-    mask = np.zeros((height, width), np.float32)
-    cv2.fillPoly(mask, [np.round(polygon_xy[:, :2] * 16).astype(np.int32)], 1.0, lineType=cv2.LINE_AA, shift=4)
-    if feather > 0:
-        k = int(feather * 3) | 1
-        mask = cv2.GaussianBlur(mask, (k, k), feather)
-    return mask

@@ -13,15 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# Forehead and upper face oval, temples, eye corners (not lids) and nose: they move
-# with the skull, not with speech or expression.
-RIGID_POINTS = np.array([
-    10, 338, 297, 332, 284, 109, 67, 103, 54, 151, 9, 8,  # forehead
-    251, 389, 356, 454, 21, 162, 127, 234,  # upper oval / temples
-    33, 133, 362, 263,  # eye corners
-    168, 6, 197, 195, 5, 4, 1, 98, 327, 129, 358,  # nose bridge, tip, wings
-])
-EYE_OUTER = (33, 263)  # right eye outer corner, left eye outer corner (subject's)
+from ..facemesh import EYE_OUTER, RIGID_POINTS
+from ..geometry import smooth_series, umeyama
+
 # The DH_live smoothing kernel, applied where the head is still. Where it moves fast,
 # any smoothing lags the real head (on a fast-moving clip the fixed kernel quadrupled
 # the jitter of the pose-normalised upper face), so the raw fit is blended back in.
@@ -30,22 +24,6 @@ STILL_SPEED = 0.01  # eye distances per frame: below this the pose is fully smoo
 FAST_SPEED = 0.03  # above this it is not smoothed at all
 
 _FLIP = np.diag([1.0, -1.0, -1.0])  # mediapipe's OpenGL axes (y up, z to viewer) <-> pixel axes
-
-
-def umeyama(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-    """Least-squares similarity dst ~ s R src + t (Umeyama 1991) of (N, D) points; R is a proper rotation."""
-    mu_s, mu_d = src.mean(0), dst.mean(0)
-    a, b = src - mu_s, dst - mu_d
-    cov = b.T @ a / len(src)
-    u, d, vt = np.linalg.svd(cov)
-    e = np.eye(src.shape[1])
-    if np.linalg.det(u) * np.linalg.det(vt) < 0:
-        e[-1, -1] = -1
-    r = u @ e @ vt
-    var = (a ** 2).sum() / len(src)
-    s = float(np.trace(np.diag(d) @ e) / var)
-    t = mu_d - s * r @ mu_s
-    return s, r, t
 
 
 def mediapipe_rotation(matrix: np.ndarray) -> np.ndarray:
@@ -96,27 +74,14 @@ def _to_quat(r: np.ndarray) -> np.ndarray:
 def _from_quat(q: np.ndarray) -> np.ndarray:
     q = q / np.linalg.norm(q, axis=1, keepdims=True)
     w, x, y, z = q.T
-    return np.stack([
-        np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)], -1),
-        np.stack([2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)], -1),
-        np.stack([2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)], -1),
-    ], 1)
-
-
-def smooth_series(x: np.ndarray, kernel, segments: list[tuple[int, int]]) -> np.ndarray:
-    """Convolve along time within each [start, end) segment, edges held."""
-    kernel = np.asarray(kernel, np.float64)
-    kernel = kernel / kernel.sum()
-    half = len(kernel) // 2
-    out = np.array(x, np.float64, copy=True)
-    for a, b in segments:
-        seg = np.asarray(x[a:b], np.float64)
-        padded = np.concatenate([np.repeat(seg[:1], half, 0), seg, np.repeat(seg[-1:], half, 0)])
-        acc = np.zeros_like(seg)
-        for j, w in enumerate(kernel):
-            acc += w * padded[j:j + len(seg)]
-        out[a:b] = acc
-    return out
+    return np.stack(
+        [
+            np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)], -1),
+            np.stack([2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)], -1),
+            np.stack([2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)], -1),
+        ],
+        1,
+    )
 
 
 @dataclass
@@ -145,8 +110,8 @@ def _speed_gate(points, s, r, t, segments) -> np.ndarray:
     for a, b in segments:
         seg = moved[a:b]
         if len(seg) >= 3:
-            step = np.linalg.norm(seg[2:] - seg[:-2], axis=-1).mean(1) / (2 * s[a + 1:b - 1])
-            speed[a + 1:b - 1] = step
+            step = np.linalg.norm(seg[2:] - seg[:-2], axis=-1).mean(1) / (2 * s[a + 1 : b - 1])
+            speed[a + 1 : b - 1] = step
             speed[a], speed[b - 1] = step[0], step[-1]
     return np.clip((speed - STILL_SPEED) / (FAST_SPEED - STILL_SPEED), 0, 1)
 
@@ -157,8 +122,12 @@ def _normalise(face: np.ndarray) -> np.ndarray:
     return face / np.linalg.norm(face[EYE_OUTER[0]] - face[EYE_OUTER[1]])
 
 
-def fit_poses(pixels: np.ndarray, mp_matrices: np.ndarray, segments: list[tuple[int, int]] | None = None,
-              smoothing=DEFAULT_SMOOTHING) -> PoseFit:
+def fit_poses(
+    pixels: np.ndarray,
+    mp_matrices: np.ndarray,
+    segments: list[tuple[int, int]] | None = None,
+    smoothing=DEFAULT_SMOOTHING,
+) -> PoseFit:
     """Per-frame head pose of one person.
 
     pixels: (N,478,3) landmarks; mp_matrices: (N,4,4) mediapipe transformation matrices

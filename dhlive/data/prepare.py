@@ -16,7 +16,7 @@ import re
 import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
 
@@ -25,7 +25,11 @@ import numpy as np
 from tqdm import tqdm
 
 from .. import __version__, formats, media
+from ..config import number, numbers
+from ..constants import FPS, SAMPLE_RATE
 from ..errors import DhliveError
+from ..facemesh import FACE_OVAL
+from ..geometry import smooth_series
 from . import masks, pose
 from .landmarks import Face, FaceLandmarker, MainFaceFollower, face_model_path
 
@@ -35,7 +39,7 @@ CACHE_EVERY = 250  # frames between saves of the detection cache
 
 @dataclass
 class PrepareConfig:
-    fps: float = 25.0
+    fps: float = float(FPS)
     size: int = 512  # crop side in pixels
     max_yaw: float = 45.0  # degrees; more turned frames are rejected
     max_pitch: float = 40.0
@@ -46,10 +50,27 @@ class PrepareConfig:
     crop_smoothing: float = 0.4  # seconds; crop boxes move smoothly, landmarks stay exact
     pose_smoothing: tuple = pose.DEFAULT_SMOOTHING
     still_seconds: float = 4.0  # length of the avatar made from a photo
+    max_photo_side: int = 2048  # a larger photo is scaled down to this (the face needs no more)
     max_faces: int = 2  # faces looked for per frame (to follow the right one)
     face_model: str | None = None
     audio: str | None = None  # the speech from this file instead of the video's own track
     audio_offset: float = 0.0  # seconds the sound lags the picture in the input (negative: it leads)
+
+    def __post_init__(self):
+        number("fps", self.fps, low=0, high=240, above=True)
+        number("size", self.size, low=32, high=4096, integer=True)
+        number("max_yaw", self.max_yaw, low=0, high=90, above=True)
+        number("max_pitch", self.max_pitch, low=0, high=90, above=True)
+        number("min_face_px", self.min_face_px, low=0)
+        number("max_gap", self.max_gap, low=0, integer=True)
+        number("min_usable_seconds", self.min_usable_seconds, low=0)
+        number("crop_scale", self.crop_scale, low=0.5, high=20)
+        number("crop_smoothing", self.crop_smoothing, low=0, high=10)
+        numbers("pose_smoothing", self.pose_smoothing, 3, low=0)
+        number("still_seconds", self.still_seconds, low=0, high=600, above=True)
+        number("max_faces", self.max_faces, low=1, high=10, integer=True)
+        number("max_photo_side", self.max_photo_side, low=256, integer=True)
+        number("audio_offset", self.audio_offset, low=-60, high=60)
 
 
 @dataclass
@@ -86,11 +107,15 @@ def still_frames(img: np.ndarray, n: int):
 
 def _frames(info: media.MediaInfo, cfg: PrepareConfig, warnings: list | None = None):
     if info.is_image:
-        return still_frames(media.read_image(info.path), int(round(cfg.still_seconds * cfg.fps)))
+        img = media.read_image(info.path)
+        if img.shape[:2] != (info.height, info.width):  # a large photo, scaled down (prepare)
+            img = cv2.resize(img, (info.width, info.height), interpolation=cv2.INTER_AREA)
+        return still_frames(img, int(round(cfg.still_seconds * cfg.fps)))
     return media.iter_frames(info.path, cfg.fps, warnings)
 
 
 # --- helpers ---------------------------------------------------------------------------
+
 
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
     """Inclusive (first, last) index pairs of the True runs of a boolean array."""
@@ -133,11 +158,20 @@ def crop_face(frame: np.ndarray, box, size: int) -> np.ndarray:
 
 # --- pass 1: detection, cached for resume ----------------------------------------------
 
+
 def _cache_key(info: media.MediaInfo, cfg: PrepareConfig, model: Path) -> str:
     st = info.path.stat()
-    return json.dumps({"input": str(info.path.resolve()), "bytes": st.st_size, "mtime": st.st_mtime_ns,
-                       "fps": cfg.fps, "still_seconds": cfg.still_seconds if info.is_image else None,
-                       "max_faces": cfg.max_faces, "model": str(model)})
+    return json.dumps(
+        {
+            "input": str(info.path.resolve()),
+            "bytes": st.st_size,
+            "mtime": st.st_mtime_ns,
+            "fps": cfg.fps,
+            "still_seconds": cfg.still_seconds if info.is_image else None,
+            "max_faces": cfg.max_faces,
+            "model": str(model),
+        }
+    )
 
 
 def _load_cache(path: Path, key: str) -> dict | None:
@@ -180,7 +214,9 @@ def detect_faces(info: media.MediaInfo, cfg: PrepareConfig, work: Path, progress
             if i < done:
                 continue
             if frame.shape[1] != w or frame.shape[0] != h:
-                raise DhliveError(f"{info.path}: frame size changes mid-video ({frame.shape[1]}x{frame.shape[0]} at frame {i})")
+                raise DhliveError(
+                    f"{info.path}: frame size changes mid-video ({frame.shape[1]}x{frame.shape[0]} at frame {i})"
+                )
             faces = lm.detect(frame, int(round(i * 1000 / cfg.fps)))
             face = follower.choose(faces)
             nan = np.full((478, 3), np.nan, np.float32)
@@ -200,6 +236,7 @@ def detect_faces(info: media.MediaInfo, cfg: PrepareConfig, work: Path, progress
 
 
 # --- judging frames --------------------------------------------------------------------
+
 
 def judge_frames(det: dict, cfg: PrepareConfig) -> list:
     """Per frame None (usable) or the reason it is not."""
@@ -233,9 +270,9 @@ def fill_gaps(det: dict, reasons: list, max_gap: int):
         w = (np.arange(a, b + 1) - (a - 1)) / (b - a + 2)
         for k in ("landmarks", "blendshapes"):
             lo, hi = det[k][a - 1], det[k][b + 1]
-            det[k][a:b + 1] = lo + w.reshape((-1,) + (1,) * lo.ndim) * (hi - lo)
-        det["matrix"][a:b + 1] = np.where((w < 0.5)[:, None, None], det["matrix"][a - 1], det["matrix"][b + 1])
-        usable[a:b + 1] = True
+            det[k][a : b + 1] = lo + w.reshape((-1,) + (1,) * lo.ndim) * (hi - lo)
+        det["matrix"][a : b + 1] = np.where((w < 0.5)[:, None, None], det["matrix"][a - 1], det["matrix"][b + 1])
+        usable[a : b + 1] = True
         filled.append((a, b))
     return usable, filled
 
@@ -243,7 +280,7 @@ def fill_gaps(det: dict, reasons: list, max_gap: int):
 def align_audio(audio: np.ndarray, lag_seconds: float) -> np.ndarray:
     """Move a recording's sound so it lines up with its picture: a sound that lags by
     `lag_seconds` loses that much from its start; one that leads gets silence in front."""
-    n = int(round(lag_seconds * media.SAMPLE_RATE))
+    n = int(round(lag_seconds * SAMPLE_RATE))
     if n >= 0:
         return audio[n:]
     return np.concatenate([np.zeros(-n, audio.dtype), audio])
@@ -251,13 +288,22 @@ def align_audio(audio: np.ndarray, lag_seconds: float) -> np.ndarray:
 
 # --- the whole job ---------------------------------------------------------------------
 
+
 def _check_name(name: str) -> None:
-    if not name or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
-        raise DhliveError(f"avatar name {name!r}: use letters, digits, '.', '_' or '-' (no slashes)")
+    """Letters and digits of any script, '.', '_' and '-', starting with a letter or digit."""
+    if not name or not re.fullmatch(r"[^\W_][\w.-]*", name):
+        raise DhliveError(f"avatar name {name!r}: use letters, digits, '.', '_' or '-' (no slashes or spaces)")
 
 
-def prepare(input_path, name: str, out_dir="avatars", config: PrepareConfig | None = None, *,
-            force: bool = False, progress: bool = True) -> PrepareResult:
+def prepare(
+    input_path,
+    name: str,
+    out_dir="avatars",
+    config: PrepareConfig | None = None,
+    *,
+    force: bool = False,
+    progress: bool = True,
+) -> PrepareResult:
     """Build the avatar folder `out_dir/name` from a video or a photo."""
     cfg = config or PrepareConfig()
     t_start = time.perf_counter()
@@ -271,6 +317,12 @@ def prepare(input_path, name: str, out_dir="avatars", config: PrepareConfig | No
         if info.has_audio:
             raise DhliveError(f"{info.path}: has no video stream (audio only); prepare needs a video or a photo")
         raise DhliveError(f"{info.path}: contains no video frames (no streams: an empty recording?)")
+    notes = []
+    if info.is_image and max(info.width, info.height) > cfg.max_photo_side:
+        scale = cfg.max_photo_side / max(info.width, info.height)
+        size = (max(2, round(info.width * scale)), max(2, round(info.height * scale)))
+        notes.append(f"photo scaled down from {info.width}x{info.height} to {size[0]}x{size[1]}")
+        info = replace(info, width=size[0], height=size[1])
     if cfg.audio and not media.probe(cfg.audio).has_audio:
         raise DhliveError(f"{cfg.audio}: has no audio stream")
     try:
@@ -281,24 +333,84 @@ def prepare(input_path, name: str, out_dir="avatars", config: PrepareConfig | No
         raise DhliveError(f"{out_dir}: cannot create the avatar folder here ({e.strerror})") from None
 
     try:
-        return _build(info, name, cfg, work, final, progress, t_start)
+        return _build(info, name, cfg, work, final, progress, t_start, notes)
     except DhliveError:
         shutil.rmtree(work, ignore_errors=True)  # a verdict on the input: nothing to resume
         raise
 
 
-def _build(info: media.MediaInfo, name: str, cfg: PrepareConfig, work: Path, final: Path, progress: bool,
-           t_start: float) -> PrepareResult:
-    notes: list[str] = []
+def _build(
+    info: media.MediaInfo,
+    name: str,
+    cfg: PrepareConfig,
+    work: Path,
+    final: Path,
+    progress: bool,
+    t_start: float,
+    notes: list[str],
+) -> PrepareResult:
     det = detect_faces(info, cfg, work, progress, notes)
+    kept, report = _usable_frames(info, cfg, det, notes)
+    # segments: runs of consecutive source frames among the kept ones (pose smoothing stays inside)
+    breaks = np.flatnonzero(np.diff(kept) > 1)
+    segments = list(zip(np.r_[0, breaks + 1].tolist(), np.r_[breaks + 1, len(kept)].tolist()))
+    pixels = det["landmarks"][kept].astype(np.float64)
+    fit = pose.fit_poses(pixels, det["matrix"][kept], segments, cfg.pose_smoothing)
+    lower = masks.lower_face_polygon(fit.mean_face)
+    boxes = crop_boxes(fit, lower, segments, cfg)
+    _write_frames(info, cfg, work, kept, boxes, len(det["n_faces"]), progress)
+    audio_meta = _write_audio(info, cfg, work, notes)
+    meta = {
+        "name": name,
+        "fps": cfg.fps,
+        "n_frames": int(len(kept)),
+        "crop_size": cfg.size,
+        "source": {
+            "file": info.path.name,
+            "kind": "photo" if info.is_image else "video",
+            "size": [info.width, info.height],
+            "rotation": info.rotation,
+            "fps": info.fps,
+            "duration": info.duration,
+            "frames": len(det["n_faces"]),
+        },
+        "source_index": kept.tolist(),
+        "segments": [[int(kept[a]), int(kept[b - 1])] for a, b in segments],
+        "crop_boxes": np.round(boxes, 2).tolist(),
+        **report,
+        "has_audio": audio_meta is not None,
+        "audio": audio_meta,
+        "still_motion": STILL_MOTION if info.is_image else None,
+        "notes": notes,
+        "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()},
+        "packages": _packages(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    formats.save_avatar(
+        work,
+        meta,
+        pixels=pixels,
+        canonical=fit.canonical,
+        blendshapes=det["blendshapes"][kept],
+        pose=fit.matrices,
+        euler=fit.euler,
+        mean_face=fit.mean_face,
+        lower_face=lower,
+        lower_face_pixels=pose.to_pixels(lower, fit.matrices)[..., :2],
+    )
+    (work / CACHE_FILE).unlink(missing_ok=True)
+    formats.replace_folder(work, final)
+    return PrepareResult(final, int(len(kept)), len(det["n_faces"]), time.perf_counter() - t_start, notes)
+
+
+def _usable_frames(info: media.MediaInfo, cfg: PrepareConfig, det: dict, notes: list) -> tuple[np.ndarray, dict]:
+    """The source frames kept (short gaps interpolated in `det`), and what was dropped and why;
+    one clear error when too little usable video remains."""
     n_src = len(det["n_faces"])
     reasons = judge_frames(det, cfg)
     usable, filled = fill_gaps(det, reasons, cfg.max_gap)
     kept = np.flatnonzero(usable)
-    need = max(1, int(round(cfg.min_usable_seconds * cfg.fps)))
-    if info.is_image:
-        need = n_src  # the photo's face must be found in all its generated frames
-
+    need = n_src if info.is_image else max(1, int(round(cfg.min_usable_seconds * cfg.fps)))
     rejected = []
     for reason in sorted({r for r in reasons if r}):
         runs = _runs(np.array([r == reason for r in reasons]) & ~usable)
@@ -308,41 +420,52 @@ def _build(info: media.MediaInfo, name: str, cfg: PrepareConfig, work: Path, fin
     if not np.isfinite(det["landmarks"].reshape(n_src, -1)).all(1).any():
         what = "the photo" if info.is_image else f"any of the {n_src} frames"
         raise DhliveError(f"{info.path}: no face found in {what}")
-    if len(kept) < need:
+    if len(kept) < need:  # the photo's face must be found in all its generated frames
         why = why or f"the video is only {n_src / cfg.fps:.1f} s long"
-        raise DhliveError(f"{info.path}: too little usable video: {len(kept)} of {n_src} frames have a usable face "
-                          f"(need {need}): {why}" + "".join(f"; {w}" for w in notes))
+        raise DhliveError(
+            f"{info.path}: too little usable video: {len(kept)} of {n_src} frames have a usable face "
+            f"(need {need}): {why}" + "".join(f"; {w}" for w in notes)
+        )
     if rejected:
         notes.append(f"dropped {n_src - len(kept)} of {n_src} frames: {why}")
     if filled:
         notes.append(f"interpolated short gaps in frames {_fmt_runs(filled)}")
     multi = _runs(det["n_faces"] > 1)
     if multi:
-        notes.append(f"{int(det['n_faces'].max())} faces in frames {_fmt_runs(multi)}: following the most prominent one")
+        notes.append(
+            f"{int(det['n_faces'].max())} faces in frames {_fmt_runs(multi)}: following the most prominent one"
+        )
+    return kept, {
+        "rejected": rejected,
+        "interpolated": [list(r) for r in filled],
+        "multiple_faces": [list(r) for r in multi],
+    }
 
-    # segments: runs of consecutive source frames among the kept ones (pose smoothing stays inside)
-    breaks = np.flatnonzero(np.diff(kept) > 1)
-    seg_starts = np.r_[0, breaks + 1]
-    seg_ends = np.r_[breaks + 1, len(kept)]
-    segments = list(zip(seg_starts.tolist(), seg_ends.tolist()))
 
-    pixels = det["landmarks"][kept].astype(np.float64)
-    fit = pose.fit_poses(pixels, det["matrix"][kept], segments, cfg.pose_smoothing)
-    lower = masks.lower_face_polygon(fit.mean_face)
-    lower_px = pose.to_pixels(lower, fit.matrices)[..., :2]
-
-    # crop boxes: a fixed canonical square around face and repaint region, smoothed over time
-    region = np.concatenate([fit.mean_face[masks.FACE_OVAL], lower])
+def crop_boxes(fit, lower: np.ndarray, segments: list, cfg: PrepareConfig) -> np.ndarray:
+    """(N, 3) x0, y0, side of each crop: a fixed canonical square around the face and the
+    repaint region, smoothed over time."""
+    region = np.concatenate([fit.mean_face[FACE_OVAL], lower])
     centre = (region.min(0) + region.max(0)) / 2
     centre_px = pose.to_pixels(centre[None], fit.matrices)[:, 0, :2]
     eye_px = np.cbrt(np.abs(np.linalg.det(fit.matrices[:, :3, :3])))
     win = max(1, int(round(cfg.crop_smoothing * cfg.fps)))
     kernel = np.hanning(2 * win + 3)[1:-1]
-    centre_px = pose.smooth_series(centre_px, kernel, segments)
-    side = np.round(pose.smooth_series(cfg.crop_scale * eye_px, kernel, segments))
-    boxes = np.stack([centre_px[:, 0] - side / 2, centre_px[:, 1] - side / 2, side], 1)
+    centre_px = smooth_series(centre_px, kernel, segments)
+    side = np.round(smooth_series(cfg.crop_scale * eye_px, kernel, segments))
+    return np.stack([centre_px[:, 0] - side / 2, centre_px[:, 1] - side / 2, side], 1)
 
-    # pass 2: crops and the upright source video, frames 1:1 with the avatar
+
+def _write_frames(
+    info: media.MediaInfo,
+    cfg: PrepareConfig,
+    work: Path,
+    kept: np.ndarray,
+    boxes: np.ndarray,
+    n_src: int,
+    progress: bool,
+) -> None:
+    """Pass 2: the crops and the upright source video, frames 1:1 with the avatar."""
     image_dir = work / formats.IMAGE_DIR
     shutil.rmtree(image_dir, ignore_errors=True)
     image_dir.mkdir()
@@ -352,13 +475,17 @@ def _build(info: media.MediaInfo, name: str, cfg: PrepareConfig, work: Path, fin
 
     def write_crop(j, frame):
         crop = crop_face(frame, boxes[j], cfg.size)
-        if not cv2.imwrite(str(image_dir / formats.IMAGE_PATTERN.format(j)), cv2.cvtColor(crop, cv2.COLOR_RGB2BGR), png):
+        if not cv2.imwrite(
+            str(image_dir / formats.IMAGE_PATTERN.format(j)), cv2.cvtColor(crop, cv2.COLOR_RGB2BGR), png
+        ):
             raise DhliveError(f"{image_dir}: cannot write crops (disk full?)")
 
     bar = tqdm(total=len(kept), desc="writing crops", unit="frame", disable=not progress)
     pending = []
-    with ThreadPoolExecutor(max_workers=2) as pool, \
-            media.Mp4Writer(work / formats.SOURCE_VIDEO_FILE, cfg.fps, info.width, info.height, crf=16) as video:
+    with (
+        ThreadPoolExecutor(max_workers=2) as pool,
+        media.Mp4Writer(work / formats.SOURCE_VIDEO_FILE, cfg.fps, info.width, info.height, crf=16) as video,
+    ):
         for i, frame in enumerate(_frames(info, cfg)):
             if i >= n_src:
                 break
@@ -377,45 +504,23 @@ def _build(info: media.MediaInfo, name: str, cfg: PrepareConfig, work: Path, fin
     if video.n_frames != len(kept):
         raise DhliveError(f"{info.path}: the second read gave {video.n_frames} usable frames, the first {len(kept)}")
 
-    has_audio = False
-    audio_meta = None
-    if cfg.audio or info.has_audio:
-        try:
-            audio = align_audio(media.load_audio(cfg.audio or info.path), cfg.audio_offset)
-            media.write_wav(work / formats.AUDIO_FILE, audio)
-            has_audio = True
-            audio_meta = {"sample_rate": media.SAMPLE_RATE, "samples": int(audio.size), "offset": cfg.audio_offset,
-                          "file": Path(cfg.audio).name if cfg.audio else None}
-        except DhliveError as e:
-            if cfg.audio:
-                raise
-            notes.append(f"audio track skipped: {e}")
 
-    meta = {
-        "name": name,
-        "fps": cfg.fps,
-        "n_frames": int(len(kept)),
-        "crop_size": cfg.size,
-        "source": {"file": info.path.name, "kind": "photo" if info.is_image else "video",
-                   "size": [info.width, info.height], "rotation": info.rotation, "fps": info.fps,
-                   "duration": info.duration, "frames": n_src},
-        "source_index": kept.tolist(),
-        "segments": [[int(kept[a]), int(kept[b - 1])] for a, b in segments],
-        "crop_boxes": np.round(boxes, 2).tolist(),
-        "rejected": rejected,
-        "interpolated": [list(r) for r in filled],
-        "multiple_faces": [list(r) for r in multi],
-        "has_audio": has_audio,
-        "audio": audio_meta,
-        "still_motion": STILL_MOTION if info.is_image else None,
-        "notes": notes,
-        "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()},
-        "packages": _packages(),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+def _write_audio(info: media.MediaInfo, cfg: PrepareConfig, work: Path, notes: list) -> dict | None:
+    """audio.wav (16 kHz mono, moved by cfg.audio_offset) from cfg.audio or the input's own
+    track; its meta, or None without sound."""
+    if not (cfg.audio or info.has_audio):
+        return None
+    try:
+        audio = align_audio(media.load_audio(cfg.audio or info.path), cfg.audio_offset)
+        media.write_wav(work / formats.AUDIO_FILE, audio)
+    except DhliveError as e:
+        if cfg.audio:
+            raise
+        notes.append(f"audio track skipped: {e}")
+        return None
+    return {
+        "sample_rate": SAMPLE_RATE,
+        "samples": int(audio.size),
+        "offset": cfg.audio_offset,
+        "file": Path(cfg.audio).name if cfg.audio else None,
     }
-    formats.save_avatar(work, meta, pixels=pixels, canonical=fit.canonical, blendshapes=det["blendshapes"][kept],
-                        pose=fit.matrices, euler=fit.euler, mean_face=fit.mean_face, lower_face=lower,
-                        lower_face_pixels=lower_px)
-    (work / CACHE_FILE).unlink(missing_ok=True)
-    formats.replace_folder(work, final)
-    return PrepareResult(final, int(len(kept)), n_src, time.perf_counter() - t_start, notes)

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..data.landmarks import N_LANDMARKS, FaceLandmarker, MainFaceFollower
+from ..constants import FPS
+from ..data.landmarks import FaceLandmarker, MainFaceFollower
+from ..facemesh import N_LANDMARKS
 
 
 class FaceTrack:
     """Landmarks (pixels) of the main face, frame after frame; NaN where no face is found.
     Use as a context manager: the landmarker holds native threads."""
 
-    def __init__(self, fps: float = 25.0, face_model=None):
+    def __init__(self, fps: float = FPS, face_model=None):
         self.fps = fps
         self._landmarker = FaceLandmarker(face_model, max_faces=2, video=True)
         self._follower = None

@@ -13,8 +13,14 @@ from ..formats import atomic_write_bytes
 LABEL_WIDTH = 96  # px left of each strip row for its name
 
 
-def aperture_plot(path: str | os.PathLike, series: dict[str, np.ndarray], speech: np.ndarray, fps: float,
-                  open_level: float | None = None, title: str = "") -> None:
+def aperture_plot(
+    path: str | os.PathLike,
+    series: dict[str, np.ndarray],
+    speech: np.ndarray,
+    fps: float,
+    open_level: float | None = None,
+    title: str = "",
+) -> None:
     """Mouth aperture over time, one line per series, silence shaded grey, the open level dashed."""
     import matplotlib
 
@@ -29,7 +35,7 @@ def aperture_plot(path: str | os.PathLike, series: dict[str, np.ndarray], speech
     for k, (a, b) in enumerate(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1))):
         ax.axvspan(a / fps, b / fps, color="0.88", lw=0, label="silence (VAD)" if k == 0 else None)
     for label, values in series.items():
-        ax.plot(t[:len(values)], values[:len(t)], lw=1.2, label=label)
+        ax.plot(t[: len(values)], values[: len(t)], lw=1.2, label=label)
     if open_level is not None:
         ax.axhline(open_level, color="k", ls="--", lw=0.8, label="open above")
     ax.set_xlabel("time (s)")
@@ -55,7 +61,9 @@ def mouth_strip(path: str | os.PathLike, rows: dict[str, list[np.ndarray]]) -> N
             continue
         row = np.concatenate(crops, 1)
         name = np.full((row.shape[0], LABEL_WIDTH, 3), 255, np.uint8)
-        cv2.putText(name, label[:12], (4, row.shape[0] // 2 + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (0, 0, 0), 1, cv2.LINE_AA)
+        cv2.putText(
+            name, label[:12], (4, row.shape[0] // 2 + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (0, 0, 0), 1, cv2.LINE_AA
+        )
         lines.append(np.concatenate([name, row], 1))
     if not lines:
         return

@@ -25,8 +25,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ..audio.mouth import IMAGE_H, IMAGE_W, LIPS, LIPS_INNER, LIPS_OUTER, MouthBasis, MouthRest, mouth_grid
-from ..data.masks import FACE_OVAL, polygon_mask
+from ..facemesh import FACE_OVAL, LIPS, LIPS_INNER, LIPS_OUTER, NOSE_LOWER
+from ..geometry import polygon_mask
+from ..mouth import IMAGE_H, IMAGE_W, MouthBasis, MouthRest, mouth_grid
 from .model import REFERENCE_CHANNELS, SOURCE_CHANNELS
 
 WINDOW_MARGIN = 1.12  # window side / the lower-face polygon's larger extent
@@ -34,7 +35,6 @@ FEATHER = 0.035  # paste-back feather, in window sides: the composite fades in i
 MOUTH_MARGIN = 0.06  # paste-back: skin this far (in window sides) around the lips counts as mouth
 MOUTH_BOX = 0.42  # side of the mouth crop (metrics, mouth discriminator), in window sides
 SKETCH_WIDTH = 1.0 / 128  # line width of the sketches, in window sides
-NOSE_LOWER = [98, 97, 2, 326, 327]  # nostrils and the columella
 
 _LIP_SLOTS = {p: i for i, p in enumerate(LIPS)}
 _OUTER = [_LIP_SLOTS[p] for p in LIPS_OUTER]
@@ -84,10 +84,14 @@ def face_window(lower_face: np.ndarray, lips: np.ndarray, size: int) -> Window:
 def cut_window(image: np.ndarray, window_to_image: np.ndarray, size: int) -> np.ndarray:
     """Sample the (size, size) window from a source frame (training packs and inference alike).
 
-    Bicubic: with bilinear sampling here and at paste-back, a window cut and pasted back
-    unchanged kept only 0.70 of the mouth's fine detail, against 0.90 (docs/render.md)."""
-    return cv2.warpAffine(image, window_to_image, (size, size), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
-                          borderMode=cv2.BORDER_REPLICATE)
+    Bicubic, as at paste-back: bilinear sampling at both ends blurs the mouth's fine detail."""
+    return cv2.warpAffine(
+        image,
+        window_to_image,
+        (size, size),
+        flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_REPLICATE,
+    )
 
 
 def project(points: np.ndarray, canonical_to_window: np.ndarray) -> np.ndarray:
@@ -149,8 +153,10 @@ def lip_sketch(lips_window: np.ndarray, size: int) -> np.ndarray:
 def face_sketch(landmarks_window: np.ndarray, size: int) -> np.ndarray:
     """(size, size) line drawing of a reference frame: lips, face oval and nose base."""
     lips = landmarks_window[LIPS]
-    return np.maximum(draw_lines(size, [lips[_OUTER], lips[_INNER], landmarks_window[FACE_OVAL]]),
-                      draw_lines(size, [landmarks_window[NOSE_LOWER]], closed=False))
+    return np.maximum(
+        draw_lines(size, [lips[_OUTER], lips[_INNER], landmarks_window[FACE_OVAL]]),
+        draw_lines(size, [landmarks_window[NOSE_LOWER]], closed=False),
+    )
 
 
 def prompt_image(mouth_image: np.ndarray, grid_window: np.ndarray, size: int) -> np.ndarray:
@@ -159,14 +165,21 @@ def prompt_image(mouth_image: np.ndarray, grid_window: np.ndarray, size: int) ->
     src = np.float32([[0, 0], [IMAGE_W - 1, 0], [0, IMAGE_H - 1]])
     dst = np.float32([grid_window[0, 0], grid_window[0, -1], grid_window[-1, 0]])
     m = cv2.getAffineTransform(src, dst)
-    img = cv2.warpAffine(np.ascontiguousarray(mouth_image, np.float32) / 255.0, m, (size, size), flags=cv2.INTER_LINEAR,
-                         borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    img = cv2.warpAffine(
+        np.ascontiguousarray(mouth_image, np.float32) / 255.0,
+        m,
+        (size, size),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=0,
+    )
     step = float(np.linalg.norm(grid_window[0, 1] - grid_window[0, 0]))
     return cv2.GaussianBlur(img, (0, 0), max(step / 2, 0.5))  # the grid's resolution, no blocks
 
 
-def mouth_prompt(coeffs: np.ndarray, basis: MouthBasis, rest: MouthRest, canonical_to_window: np.ndarray,
-                 size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def mouth_prompt(
+    coeffs: np.ndarray, basis: MouthBasis, rest: MouthRest, canonical_to_window: np.ndarray, size: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mouth PCA coefficients (k,) of one frame -> prompt (size,size,3), lip sketch (size,size)
     and the decoded lips in window pixels (40,2)."""
     lips, image = basis.decode(np.asarray(coeffs, np.float32)[None], rest)
@@ -190,8 +203,10 @@ def reference_input(windows_rgb: np.ndarray, landmarks_window: np.ndarray) -> np
     """(n, R, R, 3) uint8 reference windows and their (n, 478, 2) landmarks ->
     (n * REFERENCE_CHANNELS, R, R) float32."""
     size = windows_rgb.shape[1]
-    parts = [np.concatenate([w.astype(np.float32) / 255.0, face_sketch(lm, size)[..., None]], -1)
-             for w, lm in zip(windows_rgb, landmarks_window)]
+    parts = [
+        np.concatenate([w.astype(np.float32) / 255.0, face_sketch(lm, size)[..., None]], -1)
+        for w, lm in zip(windows_rgb, landmarks_window)
+    ]
     x = np.concatenate(parts, -1).transpose(2, 0, 1)
     assert x.shape[0] == REFERENCE_CHANNELS * len(windows_rgb)
     return np.ascontiguousarray(x, np.float32)

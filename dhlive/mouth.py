@@ -25,15 +25,10 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ..errors import DhliveError
-from ..formats import load_mouth_pca, save_mouth_pca
-
-# mediapipe face mesh lip contours (subject's right corner first), 20 outer + 20 inner
-LIPS_OUTER = [61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291, 409, 270, 269, 267, 0, 37, 39, 40, 185]
-LIPS_INNER = [78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308, 415, 310, 311, 312, 13, 82, 81, 80, 191]
-LIPS = LIPS_OUTER + LIPS_INNER
-UPPER_INNER, LOWER_INNER, CORNER_RIGHT, CORNER_LEFT = 13, 14, 78, 308  # aperture = |13-14| / |78-308|
-_IDX = {p: i for i, p in enumerate(LIPS)}
+from .config import choice, number
+from .errors import DhliveError
+from .facemesh import CORNER_LEFT, CORNER_RIGHT, LIPS, LOWER_INNER, UPPER_INNER, aperture, lip_points, lip_slot
+from .formats import load_mouth_pca, save_mouth_pca
 
 KINDS = ("lips", "pixels", "lips+pixels")
 N_COEFFS = 8
@@ -45,22 +40,11 @@ IMAGE_HALF_WIDTH = 0.42
 IMAGE_TOP, IMAGE_BOTTOM = -0.16, 0.26  # y points down: the jaw opens downward
 
 
-def lip_points(landmarks: np.ndarray) -> np.ndarray:
-    """(..., 478, 3) face landmarks -> (..., 40, 3) lip landmarks."""
-    return landmarks[..., LIPS, :]
-
-
-def aperture(points: np.ndarray) -> np.ndarray:
-    """Mouth opening |p13 - p14| / |p78 - p308| of face (478) or lip (40) landmark arrays."""
-    idx = _IDX if points.shape[-2] == len(LIPS) else {p: p for p in _IDX}
-    p = lambda k: points[..., idx[k], :2]  # noqa: E731
-    return np.linalg.norm(p(UPPER_INNER) - p(LOWER_INNER), axis=-1) / np.maximum(
-        np.linalg.norm(p(CORNER_RIGHT) - p(CORNER_LEFT), axis=-1), 1e-6)
-
-
 def mouth_grid(rest_lips: np.ndarray) -> np.ndarray:
     """(IMAGE_H, IMAGE_W, 3) canonical points where the mouth image is sampled."""
-    centre = rest_lips[[_IDX[CORNER_RIGHT], _IDX[CORNER_LEFT], _IDX[UPPER_INNER], _IDX[LOWER_INNER]]].mean(0)
+    centre = rest_lips[
+        [lip_slot(CORNER_RIGHT), lip_slot(CORNER_LEFT), lip_slot(UPPER_INNER), lip_slot(LOWER_INNER)]
+    ].mean(0)
     xs = centre[0] + np.linspace(-IMAGE_HALF_WIDTH, IMAGE_HALF_WIDTH, IMAGE_W)
     ys = centre[1] + np.linspace(IMAGE_TOP, IMAGE_BOTTOM, IMAGE_H)
     gx, gy = np.meshgrid(xs, ys)
@@ -73,7 +57,9 @@ def sample_mouth_image(crop: np.ndarray, grid_crop_xy: np.ndarray) -> np.ndarray
     sigma = max(0.5 * step, 0.01)  # low-pass to the grid spacing so sampling does not alias
     blurred = cv2.GaussianBlur(crop, (0, 0), sigma) if sigma > 0.6 else crop
     g = np.ascontiguousarray(grid_crop_xy, np.float32)
-    return cv2.remap(blurred, g[..., 0], g[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+    return cv2.remap(blurred, g[..., 0], g[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(
+        np.float32
+    )
 
 
 @dataclass
@@ -97,9 +83,12 @@ def speaker_rest(lips: np.ndarray, images: np.ndarray | None) -> MouthRest:
     ap = aperture(lips)
     idx = rest_frames(ap)
     image = images[idx].mean(0) if images is not None else np.zeros((IMAGE_H, IMAGE_W, 3), np.float32)
-    return MouthRest(lips=lips[idx].mean(0).astype(np.float32), image=image.astype(np.float32),
-                     contrast=float(max(image.std(), 4.0)),
-                     aperture_range=(float(np.percentile(ap, 5)), float(np.percentile(ap, 95))))
+    return MouthRest(
+        lips=lips[idx].mean(0).astype(np.float32),
+        image=image.astype(np.float32),
+        contrast=float(max(image.std(), 4.0)),
+        aperture_range=(float(np.percentile(ap, 5)), float(np.percentile(ap, 95))),
+    )
 
 
 def mouth_deltas(lips: np.ndarray, images: np.ndarray | None, rest: MouthRest) -> tuple[np.ndarray, np.ndarray | None]:
@@ -160,8 +149,38 @@ class MouthBasis:
         return (-self.mean @ self.components.T / self.coeff_scale).astype(np.float32)
 
 
-def fit_basis(lip_deltas: np.ndarray, image_deltas: np.ndarray, kind: str, n_coeffs: int = N_COEFFS,
-              lip_weight: float = LIP_WEIGHT) -> MouthBasis:
+@dataclass
+class MouthFitConfig:
+    """How a training run fits its mouth PCA when none is given (both trainers share these fields)."""
+
+    mouth_kind: str = "lips+pixels"  # lips, pixels or lips+pixels (docs/audio.md compares them)
+    n_coeffs: int = N_COEFFS
+    lip_weight: float = LIP_WEIGHT
+
+    def __post_init__(self):
+        choice("mouth_kind", self.mouth_kind, KINDS)
+        number("n_coeffs", self.n_coeffs, low=1, high=64, integer=True)
+        number("lip_weight", self.lip_weight, low=0, above=True)
+
+    def fit(self, speakers: list) -> MouthBasis:
+        """A basis over the mouths of several speakers, each (lips (N,40,3), images (N,H,W,3), rest)."""
+        deltas = [mouth_deltas(lips, images, rest) for lips, images, rest in speakers]
+        return fit_basis(
+            np.concatenate([d[0] for d in deltas]),
+            np.concatenate([d[1] for d in deltas]),
+            self.mouth_kind,
+            self.n_coeffs,
+            self.lip_weight,
+        )
+
+
+def fit_basis(
+    lip_deltas: np.ndarray,
+    image_deltas: np.ndarray,
+    kind: str,
+    n_coeffs: int = N_COEFFS,
+    lip_weight: float = LIP_WEIGHT,
+) -> MouthBasis:
     """PCA of (N,120) lip and (N,1350) image deltas pooled over speakers into n_coeffs components.
 
     With both parts, each is scaled to unit total variance and the lips then weighted by
@@ -171,13 +190,20 @@ def fit_basis(lip_deltas: np.ndarray, image_deltas: np.ndarray, kind: str, n_coe
     dl, di = np.asarray(lip_deltas, np.float64), np.asarray(image_deltas, np.float64)
     if len(dl) <= n_coeffs:
         raise ValueError(f"{len(dl)} frames cannot fit {n_coeffs} mouth components")
-    basis = MouthBasis(kind, np.zeros(1, np.float32), np.zeros((0, 1), np.float32), np.zeros(0, np.float32),
-                       max(float(np.sqrt(dl.var(0).sum())), 1e-8) / lip_weight, max(float(np.sqrt(di.var(0).sum())), 1e-8),
-                       1.0, np.zeros((1, 1), np.float32))
+    basis = MouthBasis(
+        kind,
+        np.zeros(1, np.float32),
+        np.zeros((0, 1), np.float32),
+        np.zeros(0, np.float32),
+        max(float(np.sqrt(dl.var(0).sum())), 1e-8) / lip_weight,
+        max(float(np.sqrt(di.var(0).sum())), 1e-8),
+        1.0,
+        np.zeros((1, 1), np.float32),
+    )
     x = basis._stack(dl, di)
     mean = x.mean(0)
     _, s, vt = np.linalg.svd(x - mean, full_matrices=False)
-    var = s ** 2 / len(x)
+    var = s**2 / len(x)
     comps = vt[:n_coeffs]
     comps *= np.sign(comps[:, [int(np.argmax(np.abs(c))) for c in comps]].diagonal())[:, None]  # deterministic signs
     basis.mean, basis.components = mean.astype(np.float32), comps.astype(np.float32)
@@ -189,10 +215,21 @@ def fit_basis(lip_deltas: np.ndarray, image_deltas: np.ndarray, kind: str, n_coe
 
 
 def save_basis(path, basis: MouthBasis) -> None:
-    save_mouth_pca(path, {"kind": basis.kind, "lip_indices": list(LIPS), "image_size": [IMAGE_W, IMAGE_H],
-                          "mean": basis.mean, "components": basis.components, "explained": basis.explained,
-                          "decoder": basis.decoder, "lip_scale": basis.lip_scale, "pixel_scale": basis.pixel_scale,
-                          "coeff_scale": basis.coeff_scale})
+    save_mouth_pca(
+        path,
+        {
+            "kind": basis.kind,
+            "lip_indices": list(LIPS),
+            "image_size": [IMAGE_W, IMAGE_H],
+            "mean": basis.mean,
+            "components": basis.components,
+            "explained": basis.explained,
+            "decoder": basis.decoder,
+            "lip_scale": basis.lip_scale,
+            "pixel_scale": basis.pixel_scale,
+            "coeff_scale": basis.coeff_scale,
+        },
+    )
 
 
 def load_basis(path) -> MouthBasis:
@@ -201,8 +238,16 @@ def load_basis(path) -> MouthBasis:
         raise DhliveError(f"mouth PCA {path}: made for another mouth layout (kind {d['kind']!r}) than this dhlive uses")
     if d["decoder"].shape[1] != len(LIPS) * 3 + IMAGE_W * IMAGE_H * 3:
         raise DhliveError(f"mouth PCA {path}: its decoder does not produce this dhlive's lips and mouth image")
-    return MouthBasis(d["kind"], d["mean"], d["components"], d["explained"], float(d["lip_scale"]),
-                      float(d["pixel_scale"]), float(d["coeff_scale"]), d["decoder"])
+    return MouthBasis(
+        d["kind"],
+        d["mean"],
+        d["components"],
+        d["explained"],
+        float(d["lip_scale"]),
+        float(d["pixel_scale"]),
+        float(d["coeff_scale"]),
+        d["decoder"],
+    )
 
 
 def _sample_avatar_mouths(avatar, grid: np.ndarray, frames) -> np.ndarray:

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..data.pose import EYE_OUTER, RIGID_POINTS, umeyama
+from .constants import FPS, SAMPLE_RATE
+from .facemesh import EYE_OUTER, RIGID_POINTS
+from .geometry import umeyama
+
 
 def pearson(a: np.ndarray, b: np.ndarray) -> float:
     """Pearson correlation; 0 when either series is constant."""
@@ -22,7 +25,7 @@ def shifted(gen: np.ndarray, real: np.ndarray, lag: int) -> tuple[np.ndarray, np
     """The overlapping parts of gen and real when gen is `lag` frames late: gen[t + lag] ~ real[t]."""
     n = min(len(gen), len(real))
     gen, real = gen[:n], real[:n]
-    return (gen[lag:], real[:n - lag]) if lag >= 0 else (gen[:n + lag], real[-lag:])
+    return (gen[lag:], real[: n - lag]) if lag >= 0 else (gen[: n + lag], real[-lag:])
 
 
 def best_lag(gen: np.ndarray, real: np.ndarray, max_lag: int = 5) -> tuple[int, float]:
@@ -59,18 +62,28 @@ def jitter(points: np.ndarray) -> float:
 
 # --- images (uint8 RGB arrays of the same shape) -------------------------------------------
 
+
 def psnr(gen: np.ndarray, real: np.ndarray) -> float:
     """Peak signal-to-noise ratio in dB for 8-bit images (100 for identical images)."""
     mse = float(np.mean((np.asarray(gen, np.float64) - np.asarray(real, np.float64)) ** 2))
-    return 100.0 if mse == 0 else float(10 * np.log10(255.0 ** 2 / mse))
+    return 100.0 if mse == 0 else float(10 * np.log10(255.0**2 / mse))
 
 
 def ssim(gen: np.ndarray, real: np.ndarray) -> float:
     """Structural similarity (Wang et al. 2004, Gaussian window) of 8-bit colour images."""
     from skimage.metrics import structural_similarity
 
-    return float(structural_similarity(np.asarray(gen), np.asarray(real), channel_axis=-1, data_range=255,
-                                       gaussian_weights=True, sigma=1.5, use_sample_covariance=False))
+    return float(
+        structural_similarity(
+            np.asarray(gen),
+            np.asarray(real),
+            channel_axis=-1,
+            data_range=255,
+            gaussian_weights=True,
+            sigma=1.5,
+            use_sample_covariance=False,
+        )
+    )
 
 
 def sharpness(image: np.ndarray) -> float:
@@ -79,6 +92,36 @@ def sharpness(image: np.ndarray) -> float:
 
     grey = cv2.cvtColor(np.ascontiguousarray(image, np.uint8), cv2.COLOR_RGB2GRAY)
     return float(cv2.Laplacian(grey, cv2.CV_64F).var())
+
+
+GRID_PERIODS = (2, 4)  # pixels: the periods stride-2 upsampling leaves its grid at (the decoder's last two levels)
+
+
+def checkerboard(image: np.ndarray) -> float:
+    """Share of an image's fine detail that sits on a regular pixel grid: the energy of the
+    high-passed grey image at the frequencies of a period-2 or period-4 pattern (and their
+    mixes), over all its high-pass energy. Upsampling in a decoder draws such a grid
+    (checkerboard) into teeth and lips; natural detail spreads over all frequencies. Score
+    the real image the same way as the anchor."""
+    import cv2
+
+    grey = cv2.cvtColor(np.ascontiguousarray(image, np.uint8), cv2.COLOR_RGB2GRAY).astype(np.float64)
+    n = min(grey.shape) // 4 * 4
+    if n < 8:
+        return 0.0
+    grey = grey[:n, :n]
+    high = grey - cv2.GaussianBlur(grey, (0, 0), 2.0)
+    power = np.abs(np.fft.fft2(high * np.outer(np.hanning(n), np.hanning(n)))) ** 2
+    total = power.sum() - power[0, 0]
+    if total <= 0:
+        return 0.0
+    at = sorted({n // p % n for p in GRID_PERIODS} | {(n - n // p) % n for p in GRID_PERIODS} | {0})
+    grid = np.zeros_like(power, bool)
+    for u in at:
+        for v in at:
+            if u or v:
+                grid[np.ix_([(u + d) % n for d in (-1, 0, 1)], [(v + d) % n for d in (-1, 0, 1)])] = True
+    return float(power[grid].sum() / total)
 
 
 def seam_score(frame: np.ndarray, mask: np.ndarray, radius: float = 3.0) -> dict:
@@ -114,11 +157,12 @@ VOICE_BAND = (100.0, 4000.0)  # Hz: where speech energy is, for the voice activi
 ENVELOPE_BAND = (800.0, 3000.0)  # Hz: the band whose level follows lip opening best (F2 region)
 ENVELOPE_RANGE_DB = 30.0  # the envelope is floored this far below its 95th percentile
 VAD_MIN_DB, VAD_SPAN_DB, VAD_FLOOR_DB = 35.0, 15.0, 10.0  # see voice_activity
+VAD_ABSOLUTE_DB = -5.0  # band level under which nothing is speech: white noise at about -55 dBFS
 VAD_FILL, VAD_MIN_RUN = 3, 2  # frames: gaps shorter than this are speech; speech runs shorter are clicks
 TONE_PEAK_SHARE, TONE_MIN_RUN = 0.99, 5  # a steady tone: one spectral peak holds 99% of the band, 200 ms on
 
 
-def frame_spectra(audio: np.ndarray, n_frames: int, fps: float = 25.0, sample_rate: int = 16000):
+def frame_spectra(audio: np.ndarray, n_frames: int, fps: float = FPS, sample_rate: int = SAMPLE_RATE):
     """(n_frames, F) power spectra of Hann windows centred on each video frame, and their frequencies."""
     a = np.asarray(audio, np.float64)
     win = SPECTRUM_WINDOW
@@ -135,7 +179,7 @@ def band_level(power: np.ndarray, freqs: np.ndarray, band: tuple[float, float]) 
     return 10 * np.log10(power[:, sel].sum(1) + 1e-12)
 
 
-def speech_envelope(audio: np.ndarray, n_frames: int, fps: float = 25.0, sample_rate: int = 16000) -> np.ndarray:
+def speech_envelope(audio: np.ndarray, n_frames: int, fps: float = FPS, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """Per-frame level (dB) of the 800-3000 Hz band, floored 30 dB below its loud frames, so
     that silence of any depth counts the same. What the mouth opening is correlated with."""
     level = band_level(*frame_spectra(audio, n_frames, fps, sample_rate), ENVELOPE_BAND)
@@ -149,18 +193,20 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1)))
 
 
-def voice_activity(audio: np.ndarray, n_frames: int, fps: float = 25.0, sample_rate: int = 16000) -> np.ndarray:
+def voice_activity(audio: np.ndarray, n_frames: int, fps: float = FPS, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """(n_frames,) bool: someone is speaking at that video frame.
 
     Energy in 100-4000 Hz against a threshold set by the recording itself: 35 dB under its
     loud frames at most, and 10 dB over its quiet floor unless that comes within 15 dB of the
-    loud frames (a recording with no pause). Gaps under 120 ms are kept as speech (stops
-    between syllables), runs under 80 ms dropped (clicks), and a steady pure tone (one peak
-    holding 99% of the band for 200 ms or more) is not speech."""
+    loud frames (a recording with no pause); and never below VAD_ABSOLUTE_DB, so that digital
+    silence or faint noise, a recording with nobody in it, is not read as all speech. Gaps
+    under 120 ms are kept as speech (stops between syllables), runs under 80 ms dropped
+    (clicks), and a steady pure tone (one peak holding 99% of the band for 200 ms or more) is
+    not speech."""
     power, freqs = frame_spectra(audio, n_frames, fps, sample_rate)
     level = band_level(power, freqs, VOICE_BAND)
     quiet, loud = np.percentile(level, 10), np.percentile(level, 98)
-    speech = level > max(loud - VAD_MIN_DB, min(quiet + VAD_FLOOR_DB, loud - VAD_SPAN_DB))
+    speech = level > max(loud - VAD_MIN_DB, min(quiet + VAD_FLOOR_DB, loud - VAD_SPAN_DB), VAD_ABSOLUTE_DB)
     band = power[:, (freqs >= VOICE_BAND[0]) & (freqs < VOICE_BAND[1])]
     peak = np.argmax(band, 1)
     padded = np.cumsum(np.pad(band, ((0, 0), (3, 3))), 1)  # energy within +-2 bins of the peak
@@ -191,7 +237,7 @@ def silence_frames(speech: np.ndarray, guard: int = PAUSE_GUARD, min_pause: int 
     quiet = np.zeros(len(speech), bool)
     for a, b in _runs(~speech):
         if b - a >= min_pause:
-            quiet[a + (guard if a > 0 else 0):b - (guard if b < len(speech) else 0)] = True
+            quiet[a + (guard if a > 0 else 0) : b - (guard if b < len(speech) else 0)] = True
     return quiet
 
 
@@ -209,8 +255,9 @@ def open_level(aperture: np.ndarray) -> float:
     return rest + max(0.1 * float(np.percentile(ap, 95) - np.percentile(ap, 5)), MIN_OPEN_MARGIN)
 
 
-def silence_leak(aperture: np.ndarray, speech: np.ndarray, threshold: float, guard: int = PAUSE_GUARD,
-                 min_pause: int = MIN_PAUSE) -> float:
+def silence_leak(
+    aperture: np.ndarray, speech: np.ndarray, threshold: float, guard: int = PAUSE_GUARD, min_pause: int = MIN_PAUSE
+) -> float:
     """Share of the silent frames (see silence_frames) with the mouth open above `threshold`;
     NaN when there is no silence to judge (or no face in it)."""
     ap = np.asarray(aperture, np.float64)
@@ -304,15 +351,21 @@ def crop_square(image: np.ndarray, box: tuple[float, float, float], size: int) -
     src = np.ascontiguousarray(image)
     if s < 0.5:  # shrinking a lot: low-pass first so the crop does not alias
         src = cv2.GaussianBlur(src, (0, 0), 0.5 / s)
-    return cv2.warpAffine(src, m, (size, size), flags=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_REPLICATE)
+    return cv2.warpAffine(
+        src, m, (size, size), flags=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
 
 
 SKIN_TINT_MEANING = "chromaticity drift of the repainted skin from the source, in hundredths; 0 = none"
 
 
-def skin_tint(frame: np.ndarray, reference: np.ndarray, mask: np.ndarray, mouth_box: tuple[float, float, float] | None,
-              sigma: float = 3.0) -> float:
+def skin_tint(
+    frame: np.ndarray,
+    reference: np.ndarray,
+    mask: np.ndarray,
+    mouth_box: tuple[float, float, float] | None,
+    sigma: float = 3.0,
+) -> float:
     """How far the colour of the repainted skin drifts from the frame it was made from: the
     mean distance between the two frames' chromaticities (R, G, B) / (R + G + B), each
     low-passed, over the mask (0..1 float) less the mouth square, in hundredths. Chromaticity,
@@ -323,7 +376,9 @@ def skin_tint(frame: np.ndarray, reference: np.ndarray, mask: np.ndarray, mouth_
     region = np.asarray(mask) > 0.5
     if mouth_box is not None:
         x0, y0, side = mouth_box
-        region[max(int(y0), 0):max(int(np.ceil(y0 + side)), 0), max(int(x0), 0):max(int(np.ceil(x0 + side)), 0)] = False
+        region[max(int(y0), 0) : max(int(np.ceil(y0 + side)), 0), max(int(x0), 0) : max(int(np.ceil(x0 + side)), 0)] = (
+            False
+        )
     if not region.any():
         return float("nan")
 
