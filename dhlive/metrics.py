@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .constants import FPS, SAMPLE_RATE
-from .facemesh import EYE_OUTER, RIGID_POINTS
+from .facemesh import EYE_OUTER, LIPS_INNER, LIPS_OUTER, RIGID_POINTS
 from .geometry import umeyama
 
 
@@ -354,6 +354,28 @@ def crop_square(image: np.ndarray, box: tuple[float, float, float], size: int) -
     return cv2.warpAffine(
         src, m, (size, size), flags=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
     )
+
+
+def lip_colour_difference(generated: np.ndarray, real: np.ndarray, landmarks: np.ndarray) -> float | None:
+    """CIEDE2000 distance between the mean colour of the lips (the ring between the outer and
+    the inner lip contour of the real frame's landmarks) in a generated frame and in the real
+    one: how far the lips' colour drifted (about 2.3 is just noticeable; pale lipstick for a
+    red one is over 10). None when the lips cover too few pixels to measure."""
+    import cv2
+    from skimage.color import deltaE_ciede2000, rgb2lab
+
+    lm = np.asarray(landmarks, np.float64)[:, :2]
+    h, w = real.shape[:2]
+    ring = np.zeros((h, w), np.uint8)
+    cv2.fillPoly(ring, [np.round(lm[LIPS_OUTER]).astype(np.int32)], 1)
+    cv2.fillPoly(ring, [np.round(lm[LIPS_INNER]).astype(np.int32)], 0)
+    inside = ring > 0
+    if inside.sum() < 20:
+        return None
+    mean_lab = [
+        rgb2lab(np.asarray(img, np.uint8)[inside][None].astype(np.float64) / 255).mean(1) for img in (generated, real)
+    ]
+    return float(deltaE_ciede2000(mean_lab[0], mean_lab[1])[0])
 
 
 SKIN_TINT_MEANING = "chromaticity drift of the repainted skin from the source, in hundredths; 0 = none"

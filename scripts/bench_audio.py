@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from benchlib import DEFAULT_CACHE, DEFAULT_DATA, TALKING_DIRS, machine, talking_avatars
+from benchlib import DEFAULT_CACHE, DEFAULT_DATA, TALKING_DIRS, accepted_avatars, machine, talking_avatars
 
 from dhlive import __version__, media
 from dhlive.audio.baselines import energy_baseline, ridge_baseline
@@ -135,6 +135,12 @@ def main() -> None:
     ap.add_argument("--config", type=Path, help="a distill-audio YAML (default: the built-in defaults)")
     ap.add_argument("--only", nargs="*", help="held-out sources to run (default: all)")
     ap.add_argument("--baselines-only", action="store_true", help="score the two baselines, train nothing")
+    ap.add_argument(
+        "--extra-training",
+        type=Path,
+        help="a list of more/faces_lrw_ar clips (scripts/check_offsets.py --accepted) every fold, and the "
+        "baselines, also train on",
+    )
     args = ap.parse_args()
 
     t0 = time.time()
@@ -142,6 +148,8 @@ def main() -> None:
     folders, clips = usable_clips(talking_avatars(args.data, args.cache, dirs=TALKING_DIRS))
     sources = [SOURCE_ALIASES.get(source_of(c.name), source_of(c.name)) for c in clips]
     folds = source_folds(sources, shared_recordings(clips))
+    extra = accepted_avatars(args.data, args.extra_training) if args.extra_training else []
+    extra_clips = [load_clip(f, with_images=False, min_seconds=cfg.min_clip_seconds) for f in extra]
     sounds = non_speech_sounds(args.data)
     rows, fold_rows = [], []
     for fold in folds:
@@ -149,10 +157,11 @@ def main() -> None:
             continue
         run = args.work / fold.source
         if not args.baselines_only:
-            train_fold(run, [folders[i] for i in fold.train], cfg)
+            train_fold(run, [folders[i] for i in fold.train] + extra, cfg)
             model, basis = load_audio_model(run)
-        train_clips, held_clips = [clips[i] for i in fold.train], [clips[i] for i in fold.held]
-        ridge, alpha = ridge_baseline(train_clips, [sources[i] for i in fold.train], held_clips)
+        train_clips, held_clips = [clips[i] for i in fold.train] + extra_clips, [clips[i] for i in fold.held]
+        groups = [sources[i] for i in fold.train] + ["LRW-AR"] * len(extra_clips)
+        ridge, alpha = ridge_baseline(train_clips, groups, held_clips)
         energy = energy_baseline(train_clips, held_clips)
         fold_clip_rows = []
         for k, i in enumerate(fold.held):
@@ -212,6 +221,8 @@ def main() -> None:
         "machine": machine(),
         "torch_threads": torch.get_num_threads(),
         "split": "by source",
+        "extra_training": str(args.extra_training) if args.extra_training else None,
+        "n_extra_training_clips": len(extra),
         "steps": cfg.steps,
         "config": str(args.config) if args.config else None,
         "seconds": round(time.time() - t0, 1),

@@ -75,6 +75,26 @@ def talking_avatars(
 ISA_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_tile", "amx_bf16", "amx_int8")
 
 
+AS_IS_CACHE = DEFAULT_CACHE.with_name("offset_check_avatars")  # clips prepared with no offset, to check them
+
+
+def as_is_avatar(clip: Path, cache: Path = AS_IS_CACHE, min_seconds: float = 1.0) -> Path:
+    """The clip prepared as it is (no offset; a NAME.wav beside it is its sound), once."""
+    folder = cache / f"{clip.stem}-as-is"
+    if not (folder / META_FILE).exists():
+        wav = clip.with_suffix(".wav")
+        cfg = PrepareConfig(size=CROP_SIZE, audio=str(wav) if wav.exists() and clip.suffix != ".wav" else None)
+        prepare(clip, folder.name, cache, cfg, force=True, progress=False)
+    return folder
+
+
+def accepted_avatars(data: Path, listing: Path, folder: str = "more/faces_lrw_ar") -> list[Path]:
+    """Training-only avatars: the clips of data/folder named in `listing` (scripts/check_offsets.py
+    --accepted), prepared as they are."""
+    names = [n.strip() for n in Path(listing).read_text().splitlines() if n.strip()]
+    return [as_is_avatar(Path(data) / folder / f"{n}.mp4") for n in names]
+
+
 def cpu_info() -> tuple[str, list[str]]:
     """The CPU's model name and which of ISA_FLAGS it reports (/proc/cpuinfo)."""
     name, flags = platform.processor(), set()

@@ -21,12 +21,11 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from benchlib import CROP_SIZE, DEFAULT_CACHE, DEFAULT_DATA, machine
+from benchlib import AS_IS_CACHE, DEFAULT_DATA, as_is_avatar, machine
 
 from dhlive.audio.clips import load_clip
 from dhlive.audio.evaluate import clip_apertures
 from dhlive.audio.inference import load_audio_model
-from dhlive.data.prepare import PrepareConfig, prepare
 from dhlive.errors import DhliveError
 from dhlive.formats import SHIPPED_AUDIO_MODEL
 from dhlive.metrics import pearson, shifted, speech_envelope
@@ -49,24 +48,18 @@ def peak(curve: np.ndarray) -> tuple[int, float]:
     return k - MAX_LAG, float(z)
 
 
-def prepared(clip: Path, cache: Path) -> Path:
-    folder = cache / f"{clip.stem}-as-is"
-    if not (folder / "meta.json").exists():
-        wav = clip.with_suffix(".wav")
-        cfg = PrepareConfig(size=CROP_SIZE, audio=str(wav) if wav.exists() and clip.suffix != ".wav" else None)
-        prepare(clip, folder.name, cache, cfg, force=True, progress=False)
-    return folder
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    ap.add_argument("--cache", type=Path, default=DEFAULT_CACHE.with_name("offset_check_avatars"))
+    ap.add_argument("--cache", type=Path, default=AS_IS_CACHE)
     ap.add_argument("--model", type=Path, default=SHIPPED_AUDIO_MODEL)
     ap.add_argument("--dirs", nargs="+", default=["talking", "more/talking", "more/talking_doubtful"])
     ap.add_argument("--json", type=Path, default=Path("offsets.json"))
     ap.add_argument("--sample", type=int, help="check this many clips of each folder, spread over it")
     ap.add_argument("--min-seconds", type=float, default=2.0, help="shortest clip checked")
+    ap.add_argument(
+        "--accepted", type=Path, help="also write the clips whose clear peak is within a frame of 0, one name a line"
+    )
     args = ap.parse_args()
 
     model, basis = load_audio_model(args.model)
@@ -77,7 +70,7 @@ def main() -> None:
             paths = [paths[i] for i in np.linspace(0, len(paths) - 1, args.sample).round().astype(int)]
         for clip_path in paths:
             try:
-                clip = load_clip(prepared(clip_path, args.cache), with_images=False, min_seconds=args.min_seconds)
+                clip = load_clip(as_is_avatar(clip_path, args.cache), with_images=False, min_seconds=args.min_seconds)
             except DhliveError as e:
                 print(f"{clip_path.name}: left out ({e})", file=sys.stderr)
                 continue
@@ -110,6 +103,10 @@ def main() -> None:
                 f"envelope {le:+3d} (z {ze:4.1f}) both {lb:+3d} (z {zb:4.1f}) {'CLEAR' if clear else ''}",
                 flush=True,
             )
+    if args.accepted:
+        names = [r["clip"] for r in rows if r["clear"] and abs(r["lag"]) <= 1]
+        args.accepted.write_text("".join(f"{n}\n" for n in names))
+        print(f"{len(names)} of {len(rows)} clips accepted: {args.accepted}")
     args.json.write_text(
         json.dumps(
             {"machine": machine(), "model": str(args.model), "max_lag": MAX_LAG, "clear_z": CLEAR_Z, "clips": rows},

@@ -197,3 +197,24 @@ def test_checkerboard_sees_a_pixel_grid_and_not_detail_or_noise():
     noise = np.clip(crop + rng.normal(0, 4, crop.shape), 0, 255).astype(np.uint8)
     assert checkerboard(noise) < 2 * real  # random fine detail is not a grid
     assert checkerboard(cv2.GaussianBlur(crop, (0, 0), 1.5)) < real
+
+
+def test_lip_colour_difference_sees_pale_lips_not_noise():
+    import cv2
+    from conftest import astronaut_frame
+
+    from dhlive.data.landmarks import FaceLandmarker, face_model_path
+    from dhlive.facemesh import LIPS_OUTER
+    from dhlive.metrics import lip_colour_difference
+
+    img = astronaut_frame()
+    with FaceLandmarker(face_model_path(), max_faces=1, video=False) as lm:
+        pts = lm.detect(img, 0)[0].landmarks
+    lips = np.zeros(img.shape[:2], np.uint8)
+    cv2.fillPoly(lips, [np.round(pts[LIPS_OUTER, :2]).astype(np.int32)], 1)
+    pale = img.copy()
+    pale[lips > 0] = (0.5 * pale[lips > 0] + 0.5 * np.array([200, 170, 180])).astype(np.uint8)
+    noisy = np.clip(img + np.random.default_rng(0).normal(0, 5, img.shape), 0, 255).astype(np.uint8)
+    assert lip_colour_difference(img, img, pts) == 0.0
+    assert lip_colour_difference(noisy, img, pts) < 1.0
+    assert lip_colour_difference(pale, img, pts) > 4.0

@@ -32,12 +32,14 @@ class AudioModelConfig:
     n_coeffs: int = 8  # mouth coefficients predicted per frame (DH_live: 6)
     lookahead: int = LOOKAHEAD_FRAMES  # video frames of future audio heard before a frame is decided
     dropout: float = 0.2  # between the LSTM layers, in training only
+    gain: float = 1.0  # in use, the motion away from the closed mouth is scaled by this (see inference.py)
 
     def __post_init__(self):
         for name in "feature_dim frame_dim lstm_dim lstm_layers head_dim n_coeffs".split():
             number(f"model {name}", getattr(self, name), low=1, integer=True)
         number("model lookahead", self.lookahead, low=0, high=25, integer=True)
         number("model dropout", self.dropout, low=0, high=0.9)
+        number("model gain", self.gain, low=0.5, high=3)
 
 
 class AudioModel(nn.Module):

@@ -124,6 +124,7 @@ def selfreenact(
         ),
         "checkerboard": float(np.mean(tail.grid_generated)) if tail.grid_generated else None,
         "checkerboard_real": float(np.mean(tail.grid_real)) if tail.grid_real else None,
+        "lip_colour_difference": float(np.mean(tail.lip_colour)) if tail.lip_colour else None,
         "generated": motion_row(tail.generated, speech, envelope, real_level, np.asarray(tail.sharp_generated)),
         "real": motion_row(tail.real, speech, envelope, real_level, np.asarray(tail.sharp_real)),
         "seconds": round(time.perf_counter() - start, 2),
@@ -159,6 +160,7 @@ class HeldOutTail:
     strip: dict  # frame -> (real mouth crop, generated mouth crop)
     grid_generated: list = field(default_factory=list)  # checkerboard share of the mouth crops
     grid_real: list = field(default_factory=list)
+    lip_colour: list = field(default_factory=list)  # CIEDE2000 of the lips' mean colour
 
 
 def _render_held_out(
@@ -251,6 +253,9 @@ def _score_frame(gen, real, lm, tail: HeldOutTail, strip_at: int | None) -> None
     tail.sharp_real.append(M.sharpness(mr))
     tail.grid_generated.append(M.checkerboard(mg))
     tail.grid_real.append(M.checkerboard(mr))
+    lip = M.lip_colour_difference(gen, real, lm)
+    if lip is not None:
+        tail.lip_colour.append(lip)
     if strip_at is not None:
         tail.strip[strip_at] = (mr, mg)
 
@@ -269,6 +274,7 @@ SUMMARY_KEYS = (
     "sharpness_ratio",
     "checkerboard",
     "checkerboard_real",
+    "lip_colour_difference",
 )
 
 

@@ -31,6 +31,7 @@ from ..audio.inference import save_audio_model
 from ..audio.model import AudioModel, AudioModelConfig
 from ..audio.phonetic import N_FEATURES
 from ..config import fields, number, numbers
+from ..constants import FPS
 from ..device import pick_device
 from ..errors import DhliveError
 from ..formats import (
@@ -45,7 +46,15 @@ from ..formats import (
     write_json,
 )
 from ..mouth import MouthFitConfig, load_basis, mouth_deltas, save_basis
-from .audio_data import AUGMENT_CACHE, Batches, Track, augmented_copies, non_speech_pool, targets_on_timeline
+from .audio_data import (
+    AUGMENT_CACHE,
+    MIN_TRACK_FRAMES,
+    Batches,
+    Track,
+    augmented_copies,
+    non_speech_pool,
+    targets_on_timeline,
+)
 from .loop import EVAL_FILE, LOG_FILE, PLOT_FILE, RunningMean, TrainRun, cosine_lr, write_plot
 
 
@@ -76,6 +85,7 @@ class DistillConfig(MouthFitConfig):
     phonetic_batch: int = 16  # its windows per batch, besides the `batch` real ones
     phonetic_weight: float = 2.0  # weight of the L1 on the articulation heard in them
     model: dict = field(default_factory=dict)  # AudioModelConfig overrides (lookahead, widths)
+    min_clip_seconds: float = 1.0  # shorter training clips are refused (shorter than a window: set in silence)
     checkpoint_every: int = 250
     log_every: int = 25
 
@@ -86,6 +96,7 @@ class DistillConfig(MouthFitConfig):
         fields(self, "weight_decay velocity_weight spread_weight pitch_semitones gain_db phonetic_seconds", low=0)
         fields(self, "phonetic_weight", low=0)
         number("lr", self.lr, low=0, above=True)
+        number("min_clip_seconds", self.min_clip_seconds, low=MIN_TRACK_FRAMES / FPS)
         number("speed_range", self.speed_range, low=0, high=0.9)
         number("non_speech_prob", self.non_speech_prob, low=0, high=1)
         numbers("noise_snr_db", self.noise_snr_db, 2)
@@ -186,14 +197,14 @@ def _phonetic_corpus(path: Path, cfg: DistillConfig, resume: bool, progress: boo
     return load_phonetic_corpus(path)[1]  # the stored (float16) copy, as a resumed run will see it
 
 
-def _clips(avatars: list, eval_avatars: list, progress: bool) -> tuple[list, list]:
+def _clips(avatars: list, eval_avatars: list, min_seconds: float, progress: bool) -> tuple[list, list]:
     """The training and evaluation clips, refused when they overlap or share a recording."""
     if not avatars:
         raise DhliveError("no training avatars given")
     overlap = {Path(a).resolve() for a in avatars} & {Path(a).resolve() for a in eval_avatars}
     if overlap:
         raise DhliveError(f"{sorted(overlap)[0]}: is both a training and an evaluation avatar (split by clip)")
-    clips = [load_clip(a) for a in tqdm(avatars, desc="loading avatars", disable=not progress)]
+    clips = [load_clip(a, min_seconds=min_seconds) for a in tqdm(avatars, desc="loading avatars", disable=not progress)]
     held = [load_clip(a) for a in eval_avatars]
     for group in shared_recordings(held + clips) if held else ():
         both = sorted(group)
@@ -258,7 +269,7 @@ def distill(
     are written only when all cfg.steps are done."""
     cfg = cfg or DistillConfig()
     out = Path(out)
-    clips, held = _clips(list(avatars), list(eval_avatars), progress)
+    clips, held = _clips(list(avatars), list(eval_avatars), cfg.min_clip_seconds, progress)
     dev = pick_device(device)
     out.mkdir(parents=True, exist_ok=True)
     run = TrainRun(

@@ -166,6 +166,26 @@ def non_speech_pool(rng, seconds: float = 6.0) -> list[np.ndarray]:
     return [fbank_features(np.asarray(s, np.float32)) for s in sounds]
 
 
+MIN_TRACK_FRAMES = 20  # a clip shorter than this (0.8 s) teaches too little to be worth a window
+
+
+def pad_short(track: Track, span: int) -> Track:
+    """A clip shorter than a training window, set in silence: it is cut from speech (a word
+    clip), so no target is given in the silence around it (mask off), only on its frames."""
+    n = len(track.feats)
+    if n > span or n < MIN_TRACK_FRAMES:
+        return track
+    pad = span - n // 2  # each side: the clip's frames land anywhere in the window's span
+    silence = np.repeat(fbank_features(np.zeros(640, np.float32))[:1], pad, 0)
+    zeros = np.zeros((pad, track.target.shape[1]), np.float32)
+    off = np.zeros(pad, bool)
+    return Track(
+        np.concatenate([silence, track.feats, silence]),
+        np.concatenate([zeros, track.target, zeros]),
+        np.concatenate([off, track.valid, off]),
+    )
+
+
 class Batches:
     """Windows drawn from the tracks, augmented on the fly; batch(step) is a pure function of step."""
 
@@ -178,9 +198,10 @@ class Batches:
         lookahead: int,
         phonetic: list[Track] = (),
     ):
-        self.tracks, self.pool, self.closed, self.cfg, self.lookahead = tracks, pool, closed, cfg, lookahead
+        self.pool, self.closed, self.cfg, self.lookahead = pool, closed, cfg, lookahead
         self.span = cfg.burn_in + cfg.window + lookahead  # feature rows per window
-        self.usable, self.weights = self._windows(tracks)
+        self.tracks = [pad_short(tr, self.span) for tr in tracks]
+        self.usable, self.weights = self._windows(self.tracks)
         if not self.usable:
             raise DhliveError(f"no clip is longer than {self.span / FPS:.1f} s, the training window")
         self.phonetic = list(phonetic)

@@ -41,12 +41,13 @@ from ..formats import (
     load_render_pack,
     write_json,
 )
-from ..metrics import psnr, sharpness, ssim
+from ..metrics import checkerboard, psnr, sharpness, ssim
 from ..mouth import MouthFitConfig, load_basis, mouth_deltas, save_basis
 from ..render import inputs
 from ..render.checkpoint import load_renderer, save_renderer
 from ..render.model import Renderer, preset
 from .gan import PatchDiscriminator, lsgan_g, mouth_crops, real_vs_fake, stack_time
+from .grid import grid_excess
 from .loop import EVAL_FILE, LOG_FILE, PLOT_FILE, RunningMean, TrainRun, cosine_lr, write_plot
 from .packs import PACK_DIR, AvatarFrames, ensure_pack, load_frames
 from .perceptual import STLPIPS
@@ -74,6 +75,7 @@ class TrainRenderConfig(MouthFitConfig):
     adv_weight: float = 0.02  # window discriminator
     mouth_adv_weight: float = 0.02  # mouth-patch discriminator
     temporal_weight: float = 0.02  # clip stage only
+    grid_weight: float = 0.0  # penalty on the mouth's pixel grid beyond the real one's (train/grid.py)
     gan_start: int = 500  # reconstruction-only steps before the discriminators join
     coeff_noise: float = 0.15  # std of noise on the real mouth's PCA coefficients (units: std of the first)
     holdout: float = 0.0  # last fraction of each avatar's frames kept out of training and scored
@@ -90,6 +92,7 @@ class TrainRenderConfig(MouthFitConfig):
         fields(self, "warmup perceptual_window gan_start seed eval_every", low=0, integer=True)
         fields(self, "lr lr_d", low=0, above=True)
         fields(self, "l1_weight perceptual_weight adv_weight mouth_adv_weight temporal_weight coeff_noise", low=0)
+        fields(self, "grid_weight", low=0)
         number("clip_frames", self.clip_frames, low=2, integer=True)
         number("perceptual_layers", self.perceptual_layers, low=1, high=5, integer=True)
         number("holdout", self.holdout, low=0, high=0.9)
@@ -265,7 +268,14 @@ def evaluate_holdout(
                 face = (slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1))  # the lower face
                 gm, rm = g[y : y + s, x : x + s], real[y : y + s, x : x + s]
                 scores.append(
-                    (psnr(gm, rm), ssim(gm, rm), ssim(g[face], real[face]), sharpness(gm) / max(sharpness(rm), 1e-6))
+                    (
+                        psnr(gm, rm),
+                        ssim(gm, rm),
+                        ssim(g[face], real[face]),
+                        sharpness(gm) / max(sharpness(rm), 1e-6),
+                        checkerboard(gm),
+                        checkerboard(rm),
+                    )
                 )
                 if strip_path is not None and i in shown:
                     strips.append(
@@ -280,6 +290,8 @@ def evaluate_holdout(
                 "mouth_ssim": float(s[:, 1].mean()),
                 "face_ssim": float(s[:, 2].mean()),
                 "sharpness_ratio": float(np.median(s[:, 3])),
+                "checkerboard": float(s[:, 4].mean()),
+                "checkerboard_real": float(s[:, 5].mean()),
             }
         )
     model.train()
@@ -287,7 +299,7 @@ def evaluate_holdout(
         return {}
     if strip_path is not None and strips:
         _write_png(strip_path, np.concatenate(strips, 1))
-    keys = ("mouth_psnr", "mouth_ssim", "face_ssim", "sharpness_ratio")
+    keys = ("mouth_psnr", "mouth_ssim", "face_ssim", "sharpness_ratio", "checkerboard", "checkerboard_real")
     return {"avatars": rows, "mean": {k: float(np.mean([r[k] for r in rows])) for k in keys}}
 
 
@@ -373,12 +385,13 @@ def _generator_step(cfg, b, nets, g_run, lpips, opt_g, gan: bool, t: int, amp: b
             )
             if t > 1:
                 adv = adv + cfg.temporal_weight * lsgan_g(nets["d_time"](stack_time(mouth_fake, t)).float())
-    loss = cfg.l1_weight * l1 + cfg.perceptual_weight * perc + adv
+    grid = grid_excess(mouth_fake, mouth_real) if cfg.grid_weight else torch.zeros((), device=dev)
+    loss = cfg.l1_weight * l1 + cfg.perceptual_weight * perc + cfg.grid_weight * grid + adv
     opt_g.zero_grad(set_to_none=True)
     loss.backward()
     nn.utils.clip_grad_norm_(nets["model"].parameters(), 5.0)
     opt_g.step()
-    return (loss, l1, perc, adv), out_img, mouth_fake, mouth_real
+    return (loss, l1, perc, grid, adv), out_img, mouth_fake, mouth_real
 
 
 def _discriminator_step(b, out_img, mouth_fake, mouth_real, d_runs, opt_d, t: int, amp: bool):
@@ -440,7 +453,7 @@ def _log_and_save(
         write_plot(
             run.out / LOG_FILE,
             run.out / PLOT_FILE,
-            ("loss", "l1", "perceptual", "adv", "d"),
+            ("loss", "l1", "perceptual", "grid", "adv", "d"),
             "loss",
             "eval_mouth_psnr",
             "held-out mouth PSNR (dB)",
@@ -491,6 +504,7 @@ def train_render(
             "loss",
             "l1",
             "perceptual",
+            "grid",
             "adv",
             "d",
             "eval_mouth_psnr",
@@ -537,11 +551,11 @@ def train_render(
             for k, v in next(upcoming).items()
         }
         gan = step >= cfg.gan_start and bool(cfg.adv_weight or cfg.mouth_adv_weight or (t > 1 and cfg.temporal_weight))
-        (loss, l1, perc, adv), out_img, mouth_fake, mouth_real = _generator_step(
+        (loss, l1, perc, grid, adv), out_img, mouth_fake, mouth_real = _generator_step(
             cfg, b, nets, g_run, lpips, opt_g, gan, t, amp
         )
         d = _discriminator_step(b, out_img, mouth_fake, mouth_real, d_runs, opt_d, t, amp) if gan else torch.zeros(())
-        losses.add(loss=loss.item(), l1=l1.item(), perceptual=perc.item(), adv=adv.item(), d=d.item())
+        losses.add(loss=loss.item(), l1=l1.item(), perceptual=perc.item(), grid=grid.item(), adv=adv.item(), d=d.item())
         if main:
             _log_and_save(run, step + 1, cfg, lr, losses, nets, (opt_g, opt_d), holdout, basis, basis_path, b, out_img)
     _barrier(world)
