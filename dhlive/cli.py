@@ -244,14 +244,21 @@ def _trained(res: dict, total_steps: int, what: str) -> bool:
     help="Held-out avatars evaluated at the end (never trained on; none may share a recording with a training avatar).",
 )
 @_file("--config", "YAML file of training options (see configs/audio.yaml).", "config_path")
+@_file(
+    "--mouth",
+    "Mouth PCA (pca.pkl) whose coefficients the model learns to predict, e.g. the one the "
+    "renderer was trained on [default: fit one on the training avatars].",
+)
 @_training_options
-def distill_audio(avatars, out, eval_avatars, config_path, steps, seed, device, resume, stop_at, quiet):
+def distill_audio(avatars, out, eval_avatars, config_path, mouth, steps, seed, device, resume, stop_at, quiet):
     """Train the audio model (speech -> mouth) on prepared avatars that have sound."""
     from .config import load_config
     from .train.audio import DistillConfig, distill
 
     cfg = load_config(config_path, DistillConfig, steps=steps, seed=seed)
-    res = distill(list(avatars), out, cfg, eval_avatars=list(eval_avatars), **_run(device, resume, stop_at, quiet))
+    res = distill(
+        list(avatars), out, cfg, eval_avatars=list(eval_avatars), mouth=mouth, **_run(device, resume, stop_at, quiet)
+    )
     if _trained(res, cfg.steps, "audio model") and "eval" in res:
         e = res["eval"]
         click.echo(
@@ -357,6 +364,13 @@ def _infer_options(f):
         f
     )
     f = click.option(
+        "--precision",
+        type=click.Choice(["auto", "fp32", "bf16"]),
+        default="auto",
+        show_default=True,
+        help="The renderer's arithmetic; auto: bf16 on a GPU or a CPU with native bf16 (AVX-512 BF16, AMX), else fp32.",
+    )(f)
+    f = click.option(
         "--colour-match",
         type=click.Choice(["skin", "edge", "off"]),
         help="Before pasting: skin: the skin outside the mouth takes the frame's colour and smoothness; "
@@ -371,7 +385,7 @@ def _infer_options(f):
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="The mp4 to write.")
 @_infer_options
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def infer(audio_path, avatar, out, audio_model, renderer, device, batch, colour_match, quiet):
+def infer(audio_path, avatar, out, audio_model, renderer, device, batch, precision, colour_match, quiet):
     """Make AVATAR say AUDIO: a lip-synced H.264 + AAC mp4 at the avatar's resolution."""
     from .infer import InferConfig
     from .infer import infer as run
@@ -383,7 +397,9 @@ def infer(audio_path, avatar, out, audio_model, renderer, device, batch, colour_
         audio_model=audio_model,
         renderer=renderer,
         progress=not quiet,
-        cfg=InferConfig(batch=batch, device=device, colour_match=colour_match or InferConfig.colour_match),
+        cfg=InferConfig(
+            batch=batch, device=device, precision=precision, colour_match=colour_match or InferConfig.colour_match
+        ),
     )
     click.echo(
         f"{res['out']}: {res['frames']} frames ({res['audio_seconds']:.1f} s of audio) in {res['seconds']:.1f} s, "
@@ -400,7 +416,7 @@ def infer(audio_path, avatar, out, audio_model, renderer, device, batch, colour_
 @click.option("--out", help="An mp4 to write; without it raw rgb24 frames go to stdout.")
 @_infer_options
 @click.option("--realtime", is_flag=True, help="Read a file at the pace of speech, as a live source would arrive.")
-def stream(audio_path, avatar, out, audio_model, renderer, device, batch, colour_match, realtime):
+def stream(audio_path, avatar, out, audio_model, renderer, device, batch, precision, colour_match, realtime):
     """Render AVATAR while the audio arrives in 40 ms chunks; prints the latency at the end."""
     from .infer import InferConfig
     from .infer import stream as run
@@ -415,7 +431,9 @@ def stream(audio_path, avatar, out, audio_model, renderer, device, batch, colour
         out if out else sys.stdout.buffer,
         audio_model=audio_model,
         renderer=renderer,
-        cfg=InferConfig(batch=batch, device=device, colour_match=colour_match or InferConfig.colour_match),
+        cfg=InferConfig(
+            batch=batch, device=device, precision=precision, colour_match=colour_match or InferConfig.colour_match
+        ),
         realtime=realtime,
         stdin=sys.stdin.buffer,
         on_start=announce,
@@ -477,7 +495,7 @@ def eval_group():
 @click.option("--save-video", is_flag=True, help="Also write NAME.mp4: real | generated, side by side, with the audio.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def eval_selfreenact(
-    avatars, out, holdout, drive, audio_model, renderer, device, batch, colour_match, save_video, quiet
+    avatars, out, holdout, drive, audio_model, renderer, device, batch, precision, colour_match, save_video, quiet
 ):
     """Drive the held-out tail of real clips with their own audio and compare with the real frames."""
     from .eval.selfreenact import SCORED_COLOUR_MATCH, SUMMARY_KEYS, selfreenact_all
@@ -490,7 +508,9 @@ def eval_selfreenact(
         drive=drive,
         audio_model=audio_model,
         renderer=renderer,
-        cfg=InferConfig(batch=batch, device=device, colour_match=colour_match or SCORED_COLOUR_MATCH),
+        cfg=InferConfig(
+            batch=batch, device=device, precision=precision, colour_match=colour_match or SCORED_COLOUR_MATCH
+        ),
         save_video=save_video,
         progress=not quiet,
     )

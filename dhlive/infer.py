@@ -91,6 +91,7 @@ def infer(
         "fps": round(n / max(t_video, 1e-9), 2),
         "real_time_factor": round(total / max(seconds, 1e-9), 3),
         "device": str(pipe.device),
+        "precision": pipe.precision,
         "renderer": renderer_source(renderer, avatar_dir),
         "stage_seconds": stages,
     }
@@ -293,6 +294,7 @@ def stream(
         "out": str(out) if to_file else "stdout",
         **live.report(),
         "realtime": realtime,
+        "precision": pipe.precision,
         "renderer": renderer_source(renderer, avatar_dir),
         "seconds": round(time.perf_counter() - t_begin, 2),
         "interrupted": interrupted,

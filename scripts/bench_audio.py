@@ -2,13 +2,14 @@
 two baselines on the same folds, silence, streaming cost.
 
     .venv/bin/python scripts/bench_audio.py [--data ../shared/data] [--json bench_audio.json]
-        [--steps N] [--config configs/audio.yaml] [--only SOURCE ...] [--work DIR]
+        [--steps N] [--config configs/audio.yaml] [--mouth PCA] [--only SOURCE ...] [--work DIR]
 
 The clips are every real talking clip with sound in ../shared/data (`talking/` and
 `more/talking/`, each moved by its checked audio/video offset, scripts/av_offsets.tsv;
 clips under 2 s are left out). A clip's source is the repository it came from (the
 `REPO__` prefix of its name; SOURCE_ALIASES merges two that hold one corpus). For each
-source: train `dhlive distill-audio` on the clips of every other source, less any clip
+source: train `dhlive distill-audio` (the shipped recipe, configs/audio.yaml, unless --config;
+each fold fits its own mouth PCA unless --mouth) on the clips of every other source, less any clip
 that shares a recording with a held-out one (`shared_recordings`), and score the
 held-out clips: aperture Pearson r against the real video at lag 0 and at the best lag
 within +-3 frames, articulation ratio std(gen)/std(real). The same folds fit the two
@@ -31,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from benchlib import DEFAULT_CACHE, DEFAULT_DATA, TALKING_DIRS, accepted_avatars, machine, talking_avatars
+from benchlib import DEFAULT_CACHE, DEFAULT_DATA, REPO, TALKING_DIRS, accepted_avatars, machine, talking_avatars
 
 from dhlive import __version__, media
 from dhlive.audio.baselines import energy_baseline, ridge_baseline
@@ -109,7 +110,7 @@ def usable_clips(folders: list[Path]) -> tuple[list[Path], list]:
     return kept, clips
 
 
-def train_fold(run: Path, train: list[Path], cfg: DistillConfig) -> None:
+def train_fold(run: Path, train: list[Path], cfg: DistillConfig, mouth: Path | None) -> None:
     """Train (or resume, or reuse) the fold's model; a folder trained on other clips is refused."""
     used = run / "training_clips.txt"
     listed = "".join(f"{f.name}\n" for f in train)
@@ -118,7 +119,7 @@ def train_fold(run: Path, train: list[Path], cfg: DistillConfig) -> None:
     if not (run / "audio_model.pt").exists():
         run.mkdir(parents=True, exist_ok=True)
         used.write_text(listed)
-        distill(train, run, cfg, resume=True, progress=sys.stderr.isatty())
+        distill(train, run, cfg, resume=True, progress=sys.stderr.isatty(), mouth=mouth)
 
 
 def mean_of(rows: list[dict], keys=("r", "r_best_lag", "articulation")) -> dict:
@@ -132,7 +133,10 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("bench_audio_runs"), help="per-fold checkpoints (resumable)")
     ap.add_argument("--json", type=Path, default=Path("bench_audio.json"))
     ap.add_argument("--steps", type=int, help=f"training steps per fold [default: {DistillConfig.steps}]")
-    ap.add_argument("--config", type=Path, help="a distill-audio YAML (default: the built-in defaults)")
+    ap.add_argument(
+        "--config", type=Path, default=REPO / "configs" / "audio.yaml", help="distill-audio YAML [the shipped recipe]"
+    )
+    ap.add_argument("--mouth", type=Path, help="a mouth PCA every fold predicts [default: each fits its own]")
     ap.add_argument("--only", nargs="*", help="held-out sources to run (default: all)")
     ap.add_argument("--baselines-only", action="store_true", help="score the two baselines, train nothing")
     ap.add_argument(
@@ -157,7 +161,7 @@ def main() -> None:
             continue
         run = args.work / fold.source
         if not args.baselines_only:
-            train_fold(run, [folders[i] for i in fold.train] + extra, cfg)
+            train_fold(run, [folders[i] for i in fold.train] + extra, cfg, args.mouth)
             model, basis = load_audio_model(run)
         train_clips, held_clips = [clips[i] for i in fold.train] + extra_clips, [clips[i] for i in fold.held]
         groups = [sources[i] for i in fold.train] + ["LRW-AR"] * len(extra_clips)
@@ -224,7 +228,8 @@ def main() -> None:
         "extra_training": str(args.extra_training) if args.extra_training else None,
         "n_extra_training_clips": len(extra),
         "steps": cfg.steps,
-        "config": str(args.config) if args.config else None,
+        "config": str(args.config),
+        "mouth_pca": str(args.mouth) if args.mouth else "fitted per fold",
         "seconds": round(time.time() - t0, 1),
         "n_clips": len(rows),
         "n_folds": len(fold_rows),

@@ -1,7 +1,8 @@
 """Benchmark `dhlive infer` and `dhlive stream` end to end on a 512x512 avatar.
 
     .venv/bin/python scripts/bench_infer.py [--seconds 20] [--renderer CKPT] [--audio-model DIR]
-        [--devices cpu,cuda] [--stream-device cpu] [--avatar DIR --speech WAV] [--json bench_infer.json]
+        [--devices cpu,cuda] [--stream-device cpu] [--precision auto] [--avatar DIR --speech WAV]
+        [--json bench_infer.json]
 
 The avatar is made from scikit-image's 512x512 astronaut photo (`dhlive prepare` on a
 photo: 4 s of camera sway, looped ping-pong), the speech by espeak-ng, so the benchmark
@@ -15,7 +16,8 @@ used: speed does not depend on the weights.
 Reported: frames/s and real-time factor end to end, the seconds each stage spent (they
 overlap on threads), stream latency paced in real time (its first 20 s), on CPU (all
 cores) and, when a GPU is visible, on CUDA (twice: the process's first job, then the
-throughput). Targets (issue 5): >= 25 frames/s on the 2-core CPU, >= 200 on an H100,
+throughput), with the renderer's arithmetic (--precision; auto: bf16 where the CPU has it
+natively) in each run's `precision`. Targets (issue 5): >= 25 frames/s on the 2-core CPU, >= 200 on an H100,
 stream latency <= 200 ms (look-ahead included).
 """
 
@@ -119,6 +121,7 @@ def main():
     ap.add_argument("--stream-device", default="cpu")
     ap.add_argument("--avatar", help="a prepared 512x512 avatar [default: made from the astronaut photo]")
     ap.add_argument("--speech", help="speech recording [default: espeak-ng, --seconds long]")
+    ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"], help="the renderer's arithmetic")
     ap.add_argument("--json", default="bench_infer.json")
     args = ap.parse_args()
     devices = args.devices.split(",") if args.devices else ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
@@ -149,13 +152,14 @@ def main():
                     tmp / f"out_{dev}.mp4",
                     audio_model=audio_model,
                     renderer=renderer,
-                    cfg=InferConfig(device=dev),
+                    cfg=InferConfig(device=dev, precision=args.precision),
                     progress=False,
                 )
                 report["runs"][f"infer_{dev}{'_' + run if run else ''}"] = res
                 print(
-                    f"infer on {dev}{' (' + run + ' job)' if run else ''}: {res['fps']:.1f} frames/s, real-time factor "
-                    f"{res['real_time_factor']:.2f}, stage seconds {res['stage_seconds']}",
+                    f"infer on {dev} ({res['precision']}){' (' + run + ' job)' if run else ''}: "
+                    f"{res['fps']:.1f} frames/s, real-time factor {res['real_time_factor']:.2f}, "
+                    f"stage seconds {res['stage_seconds']}",
                     flush=True,
                 )
         report["seam"] = seam_scores(tmp / f"out_{devices[0]}.mp4", avatar, audio_model, renderer)
@@ -171,7 +175,7 @@ def main():
             tmp / "live.mp4",
             renderer=renderer,
             audio_model=args.stream_audio_model or audio_model,
-            cfg=InferConfig(device=args.stream_device),
+            cfg=InferConfig(device=args.stream_device, precision=args.precision),
             realtime=True,
         )
         report["runs"][f"stream_{args.stream_device}_realtime"] = live

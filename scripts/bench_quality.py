@@ -10,7 +10,7 @@
 3. cross-audio: one avatar says a few recordings from data/audio (languages, noise, a song,
    a sine tone) through `dhlive infer`; each output scored by `eval video` with the avatar as
    the reference (seam, sharpness ratio, the anchor row);
-4. unseen faces: the clips of UNSEEN_FACES, from sources no shipped model trained on, the
+4. unseen faces: the clips of UNSEEN_FACES, from sources the shipped renderer never saw, the
    renderer alone (real mouths through the PCA) on each one's held-out last 20%: zero-shot
    with the base, then after the default fine-tune of `dhlive prepare` (3 minutes, the tail
    kept out of it): mouth PSNR / SSIM, sharpness, checkerboard, lip colour difference; and the
@@ -47,7 +47,8 @@ CROSS_AUDIO = [
     "SadTalker__itosinger1.wav",
     "MuseTalk__sine_440hz_1s.wav",
 ]
-# validation faces: whole sources kept out of every shipped model's training (docs/render.md)
+# validation faces: whole sources kept out of the renderer's training (docs/render.md); the audio
+# model was trained on their voices, which this section does not use
 UNSEEN_FACES = [
     "more/talking/Wav2Lip-GFPGAN__kim_7s_raw.mp4",  # 1080p podium briefing
     "more/talking_doubtful/Lip-Reading-Cantonese__icable_10075_0.mp4",  # 1080p Cantonese news anchor
@@ -142,7 +143,7 @@ def cross_section(args, progress: bool) -> dict:
 
 
 def unseen_faces(args, progress: bool) -> dict:
-    """Section 4: the renderer alone on faces from sources no shipped model trained on,
+    """Section 4: the renderer alone on faces from sources the shipped renderer never saw,
     zero-shot and after the default fine-tune, and the fine-tuned avatar in other languages."""
     from dhlive.data.prepare import PrepareConfig, prepare
     from dhlive.eval.selfreenact import selfreenact

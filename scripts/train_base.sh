@@ -4,8 +4,9 @@
 #   bash scripts/train_base.sh [DATA=../shared/data] [WORK=work/base]
 #
 # 1. prepare every clip (talking and silent) into avatars;
-# 2. distill-audio on all talking clips (they have sound) -> checkpoints/audio/, and again
-#    with a 120 ms look-ahead for `dhlive stream` -> checkpoints/audio_live/;
+# 2. the audio models on every checked talking clip of every source (scripts/train_audio.py)
+#    -> checkpoints/audio/, and with a 120 ms look-ahead for `dhlive stream` ->
+#    checkpoints/audio_live/, predicting the mouth PCA fitted on the clips of talking/;
 # 3. train-render on all clips but LivePortrait__d6, which is kept unseen for the
 #    per-avatar fine-tune report -> checkpoints/render_fast.pt. On a CPU this uses
 #    configs/render_base_cpu.yaml in two phases, then continues that model with prompts
@@ -28,15 +29,17 @@ for f in "$DATA"/talking/*.mp4 "$DATA"/silent/*.mp4; do
   [ -f "$WORK/avatars/$name/meta.json" ] || "$DHLIVE" prepare "$f" --name "$name" --out "$WORK/avatars" --quiet
 done
 
-talking=()
-for f in "$DATA"/talking/*.mp4; do talking+=("$WORK/avatars/$(basename "$f" .mp4)"); done
-resume=(); [ -f "$WORK/audio/train_state.pt" ] && resume=(--resume)
-"$DHLIVE" distill-audio --avatars "${talking[@]}" --out "$WORK/audio" --config configs/audio.yaml "${resume[@]}"
-cp "$WORK/audio/audio_model.pt" "$WORK/audio/pca.pkl" checkpoints/audio/
-resume=(); [ -f "$WORK/audio_live/train_state.pt" ] && resume=(--resume)
-"$DHLIVE" distill-audio --avatars "${talking[@]}" --out "$WORK/audio_live" --config configs/audio_live.yaml "${resume[@]}"
-mkdir -p checkpoints/audio_live
-cp "$WORK/audio_live/audio_model.pt" "$WORK/audio_live/pca.pkl" checkpoints/audio_live/
+# the mouth PCA of record: fitted on the 12 clips of talking/ by the first distill-audio run
+# (the renderer is trained on it); the shipped audio models then learn its coefficients from
+# every checked talking clip of every source (scripts/train_audio.py, about 2 min each)
+if [ ! -f checkpoints/audio/pca.pkl ]; then
+  talking=()
+  for f in "$DATA"/talking/*.mp4; do talking+=("$WORK/avatars/$(basename "$f" .mp4)"); done
+  resume=(); [ -f "$WORK/audio_pca/train_state.pt" ] && resume=(--resume)
+  "$DHLIVE" distill-audio --avatars "${talking[@]}" --out "$WORK/audio_pca" --config configs/audio.yaml "${resume[@]}"
+  cp "$WORK/audio_pca/pca.pkl" checkpoints/audio/
+fi
+"$PY" scripts/train_audio.py --data "$DATA" --work "$WORK/audio_all" --mouth checkpoints/audio/pca.pkl --install checkpoints
 
 render=()
 for d in "$WORK"/avatars/*/; do

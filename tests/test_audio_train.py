@@ -14,7 +14,8 @@ from dhlive.audio.inference import load_audio_model, predict
 from dhlive.audio.model import AudioModel, AudioModelConfig
 from dhlive.data.prepare import PrepareConfig, prepare
 from dhlive.errors import DhliveError
-from dhlive.formats import AUDIO_MODEL_FORMAT, load_checkpoint
+from dhlive.formats import AUDIO_MODEL_FORMAT, MOUTH_PCA_FILE, file_sha256, load_checkpoint
+from dhlive.models import DEFAULT_AUDIO_MODEL
 from dhlive.train import audio as T
 
 SMALL = SMALL_DISTILL
@@ -172,6 +173,20 @@ def test_resume_continues_as_if_never_stopped(talking_avatar, tmp_path):
     b, _ = load_audio_model(tmp_path / "pieces")
     for (name, x), y in zip(a.state_dict().items(), b.state_dict().values()):
         assert torch.allclose(x.float(), y.float(), atol=1e-5), name
+
+
+def test_a_given_mouth_pca_is_kept(talking_avatar, tmp_path):
+    """--mouth: the model learns the coefficients of that PCA (a renderer trained on it stays
+    consistent) instead of fitting its own."""
+    shipped = DEFAULT_AUDIO_MODEL / MOUTH_PCA_FILE
+    cfg = T.DistillConfig(**{**SMALL, "steps": 4, "copies": 0, "n_coeffs": 5})
+    T.distill([talking_avatar], tmp_path / "given", cfg, progress=False, mouth=shipped)
+    assert file_sha256(tmp_path / "given" / MOUTH_PCA_FILE) == file_sha256(shipped)
+    model, basis = load_audio_model(tmp_path / "given")
+    assert basis.n_coeffs == M.load_basis(shipped).n_coeffs != 5 and model.config.n_coeffs == basis.n_coeffs
+    assert np.allclose(model.closed.numpy(), basis.closed)
+    res = run_cli("distill-audio", "--avatars", talking_avatar, "--out", tmp_path / "x", "--mouth", tmp_path / "no.pkl")
+    assert res.returncode != 0 and "no.pkl" in res.stderr and "Traceback" not in res.stderr
 
 
 def test_resume_with_other_synthetic_speech_settings_is_refused(talking_avatar, tmp_path):

@@ -293,3 +293,38 @@ def test_infer_keeps_the_recordings_rate_and_channels(models, speech, face_avata
     n = min(track.shape[1], len(left)) - 4096
     ratio = np.std(track[1, 2048:n]) / np.std(track[0, 2048:n])
     assert 0.4 < ratio < 0.6  # the right channel is still half the left: not mixed to mono
+
+
+def test_precision_auto_follows_the_cpu(monkeypatch):
+    from dhlive import device as D
+
+    cpu = D.pick_device("cpu")
+    monkeypatch.setattr(D, "native_bf16", lambda: False)
+    assert D.pick_precision("auto", cpu) == D.torch.float32
+    with pytest.raises(DhliveError, match="no native bf16"):
+        D.pick_precision("bf16", cpu)
+    monkeypatch.setattr(D, "native_bf16", lambda: True)
+    assert D.pick_precision("auto", cpu) == D.torch.bfloat16
+    assert D.pick_precision("fp32", cpu) == D.torch.float32
+    with pytest.raises(DhliveError, match="precision must be one of auto, fp32, bf16"):
+        InferConfig(precision="int8")
+
+
+@pytest.mark.skipif(not __import__("dhlive.device").device.native_bf16(), reason="this CPU has no native bf16")
+def test_bf16_draws_what_fp32_draws(face_avatar):
+    """The shipped renderer in bf16 against fp32 on real frames: the issue's bar is 40 dB."""
+    from dhlive.audio.inference import load_audio_model
+    from dhlive.models import DEFAULT_AUDIO_MODEL, DEFAULT_RENDERER
+
+    _, basis = load_audio_model(DEFAULT_AUDIO_MODEL)
+    coeffs = np.random.default_rng(0).normal(0, 0.7, (6, basis.n_coeffs)).astype(np.float32)
+    drawn = {}
+    for precision in ("fp32", "bf16"):
+        pipe = FramePipeline(face_avatar, DEFAULT_RENDERER, basis, InferConfig(precision=precision))
+        try:
+            assert pipe.precision == precision
+            drawn[precision] = pipe.render([pipe.prepare(t, c) for t, c in enumerate(coeffs)]).astype(float)
+        finally:
+            pipe.close()
+    mse = ((drawn["fp32"] - drawn["bf16"]) ** 2).mean()
+    assert 0 < mse and 10 * np.log10(255**2 / mse) >= 40

@@ -28,7 +28,7 @@ import torch
 from .. import media
 from ..config import choice, number
 from ..constants import FPS
-from ..device import frame_workers, pick_device
+from ..device import PRECISIONS, frame_workers, pick_device, pick_precision
 from ..errors import DhliveError
 from ..facemesh import aperture, lip_points
 from ..formats import load_avatar
@@ -50,6 +50,7 @@ class InferConfig:
 
     batch: int = 8  # frames rendered together (CPU); CUDA uses 4x this
     device: str = "auto"  # auto | cpu | cuda
+    precision: str = "auto"  # auto | fp32 | bf16: the renderer's arithmetic (auto: bf16 where native)
     colour_match: str = "skin"  # before pasting: match the skin, the edge (the feather band), or off
     crf: int = 18  # H.264 quality (lower is better, larger)
     threads: int = 0  # torch CPU threads (0: all cores)
@@ -59,6 +60,7 @@ class InferConfig:
     def __post_init__(self):
         number("batch", self.batch, low=1, integer=True)
         choice("colour match", self.colour_match, COLOUR_MATCH)
+        choice("precision", self.precision, PRECISIONS)
         number("crf", self.crf, low=0, high=51, integer=True)
         number("threads", self.threads, low=0, integer=True)
         number("workers", self.workers, low=0, integer=True)
@@ -117,7 +119,10 @@ class FramePipeline:
         elif self.device.type == "cpu" and self.workers > 1:  # leave the cut and paste workers their cores
             torch.set_num_threads(max(2, (os.cpu_count() or 2) - 2 * self.workers))
         model, _ = load_renderer(renderer_path)
-        self.model = fuse_for_inference(model).to(self.device)
+        self.dtype = pick_precision(cfg.precision, self.device)
+        self.precision = "bf16" if self.dtype == torch.bfloat16 else "fp32"
+        # channels_last: oneDNN's convolutions skip a layout change per layer on a CPU
+        self.model = fuse_for_inference(model).to(self.device, memory_format=torch.channels_last)
         self.size = model.cfg.resolution
         self.basis = basis
         self.rest = avatar_rest(self.avatar)
@@ -171,9 +176,10 @@ class FramePipeline:
         """(B, R, R, 3) uint8 generated windows."""
         start = time.perf_counter()
         x = torch.from_numpy(np.stack([f.source for f in frames])).to(self.device)
-        cuda = self.device.type == "cuda"
-        step = len(x) if cuda else CPU_RENDER_BATCH
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
+        x = x.contiguous(memory_format=torch.channels_last)
+        step = len(x) if self.device.type == "cuda" else CPU_RENDER_BATCH
+        bf16 = self.dtype == torch.bfloat16
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16):
             out = torch.cat([self.model(x[k : k + step], self.reference_features) for k in range(0, len(x), step)])
         out = (out.float().clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy() * 255 + 0.5).astype(np.uint8)
         self._spent("render", start)

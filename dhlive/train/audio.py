@@ -262,9 +262,12 @@ def distill(
     device: str = "auto",
     progress: bool = True,
     stop_at: int | None = None,
+    mouth=None,
 ) -> dict:
     """Train an audio model; returns a summary (steps, seconds, final losses, evaluation).
 
+    mouth: a mouth PCA file to predict the coefficients of, instead of fitting one on the
+    training clips (so that a renderer trained on that PCA stays consistent with the model).
     stop_at: stop after this step with a resumable state (time-sliced runs); the model files
     are written only when all cfg.steps are done."""
     cfg = cfg or DistillConfig()
@@ -285,7 +288,7 @@ def distill(
     )
     basis_path = out / MOUTH_PCA_FILE
     if run.state is None:
-        save_basis(basis_path, cfg.fit([(c.lips, c.images, c.rest) for c in clips]))
+        save_basis(basis_path, load_basis(mouth) if mouth else cfg.fit([(c.lips, c.images, c.rest) for c in clips]))
     elif run.state.get("mouth_pca_sha256") != file_sha256(basis_path):
         raise DhliveError(f"{out}: {MOUTH_PCA_FILE} changed since the state was written; cannot resume")
     basis = load_basis(basis_path)
