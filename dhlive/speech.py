@@ -39,6 +39,7 @@ _CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctype
 _lock = threading.Lock()  # espeak-ng keeps global state
 _lib = None
 _rate = 0
+DEFAULT_PITCH = DEFAULT_PITCH_RANGE = 50  # espeak's own: the voice's pitch and range as it defines them
 
 
 def _library():
@@ -93,11 +94,9 @@ def synthesize_phonemes(
         if lib.espeak_SetVoiceByName(voice.encode()) != 0:
             raise DhliveError(f"espeak-ng has no voice {voice!r}")
         lib.espeak_SetParameter(_PARAM_RATE, int(words_per_minute), 0)
-        # a voice sets its own pitch when selected; these override it until the next selection
-        if pitch is not None:
-            lib.espeak_SetParameter(_PARAM_PITCH, int(pitch), 0)
-        if pitch_range is not None:
-            lib.espeak_SetParameter(_PARAM_RANGE, int(pitch_range), 0)
+        # espeak keeps these across calls and voices: set both every time (None: its default)
+        lib.espeak_SetParameter(_PARAM_PITCH, int(DEFAULT_PITCH if pitch is None else pitch), 0)
+        lib.espeak_SetParameter(_PARAM_RANGE, int(DEFAULT_PITCH_RANGE if pitch_range is None else pitch_range), 0)
         data = text.encode("utf-8") + b"\0"
         err = lib.espeak_Synth(data, len(data), 0, _POS_CHARACTER, 0, _ESPEAK_CHARS_UTF8, None, None)
         lib.espeak_Synchronize()

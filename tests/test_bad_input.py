@@ -219,6 +219,9 @@ def start_and_signal(args, cwd, sig, started):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # as a terminal would start it: a shell's background job (CI scripts) ignores SIGINT,
+        # and a child that inherits that never sees Ctrl-C
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.time() + 120
     while not started() and proc.poll() is None and time.time() < deadline:

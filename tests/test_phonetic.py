@@ -96,3 +96,17 @@ def test_shipped_audio_model_opens_for_open_vowels_and_closes_for_lips(face_avat
     a = frame_targets(phonemes, len(ap))
     assert np.corrcoef(ap, a[:, OPEN])[0, 1] > 0.6
     assert ap[a[:, OPEN] > 0.8].mean() > ap[a[:, CLOSURE] > 0.8].mean() + 0.05
+
+
+def test_a_pitch_given_to_one_call_does_not_carry_into_the_next():
+    """espeak-ng keeps its pitch settings between calls: a call without them gets the voice's own."""
+    import librosa
+
+    def f0(x):
+        return np.nanmedian(librosa.pyin(x, fmin=60, fmax=500, sr=16000)[0])
+
+    text = "Mama, papa, bob and mom."
+    before = f0(synthesize_phonemes(text, "en", 140)[0])
+    high = f0(synthesize_phonemes(text, "en", 140, pitch=95, pitch_range=100)[0])
+    after = f0(synthesize_phonemes(text, "en", 140)[0])
+    assert high > 1.3 * before and abs(after - before) < 0.05 * before
