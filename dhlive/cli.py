@@ -452,6 +452,36 @@ def stream(audio_path, avatar, out, audio_model, renderer, device, batch, precis
 
 
 @cli.command()
+@click.option(
+    "--avatars",
+    "avatars",
+    type=click.Path(file_okay=False),
+    help="Folder of prepared avatars offered on the page [default: ./avatars, or $DHLIVE_AVATARS].",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: every network).")
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--work", type=click.Path(file_okay=False), help="Where video jobs are kept [default: the dhlive cache].")
+@click.option("--max-upload-mb", default=50.0, show_default=True, type=float, help="Largest recording accepted.")
+@_infer_options
+def serve(avatars, host, port, work, max_upload_mb, audio_model, renderer, device, batch, precision, colour_match):
+    """A local web page: pick an avatar, upload a recording, download the video it makes."""
+    from .infer import InferConfig
+    from .serve import ServeConfig
+    from .serve import serve as run
+
+    run(
+        ServeConfig(host=host, port=port, max_upload_mb=max_upload_mb),
+        avatars=avatars,
+        work=work,
+        audio_model=audio_model,
+        renderer=renderer,
+        infer_cfg=InferConfig(
+            batch=batch, device=device, precision=precision, colour_match=colour_match or InferConfig.colour_match
+        ),
+    )
+
+
+@cli.command()
 @click.option("--out", default="demo.mp4", show_default=True, type=click.Path(dir_okay=False), help="The mp4 to write.")
 @click.option("--text", help="What the astronaut says (espeak-ng, English).")
 @click.option(

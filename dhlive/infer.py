@@ -10,6 +10,7 @@ frame as soon as the audio model has heard its look-ahead.
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 from pathlib import Path
@@ -50,8 +51,11 @@ def infer(
     renderer=None,
     cfg: InferConfig | None = None,
     progress: bool = True,
+    on_frame=None,
 ) -> dict:
-    """Write `out_path` (mp4): the avatar saying `audio_path`. Returns timings per stage."""
+    """Write `out_path` (mp4): the avatar saying `audio_path`. Returns timings per stage.
+
+    on_frame(done, total) is called after each frame is written."""
     from tqdm import tqdm
 
     cfg = cfg or InferConfig()
@@ -72,8 +76,11 @@ def infer(
         batch = cfg.batch * (4 if pipe.device.type == "cuda" else 1)
         t0 = time.perf_counter()
         bar = tqdm(total=n, desc="infer", unit="frame", disable=not progress)
+        written = itertools.count(1)
+        each = (lambda: on_frame(next(written), n)) if on_frame else None
         with media.Mp4Writer(out_path, FPS, w, h, audio=track, sample_rate=rate, crf=cfg.crf) as writer:
-            run_threaded(pipe, ((r.start, coeffs[r.start : r.stop]) for r in _batches(n, batch)), writer, bar)
+            batches = ((r.start, coeffs[r.start : r.stop]) for r in _batches(n, batch))
+            run_threaded(pipe, batches, writer, bar, on_frame=each)
         bar.close()
         t_video = time.perf_counter() - t0
         stages = {"audio_model": round(t_audio, 3), **{k: round(v, 3) for k, v in pipe.seconds.items()}}

@@ -1,0 +1,5 @@
+"""`dhlive serve`: the toolkit behind a local web page (app.py) with a queue of video jobs (jobs.py)."""
+
+from .app import ServeConfig, make_app, serve
+
+__all__ = ["ServeConfig", "make_app", "serve"]
