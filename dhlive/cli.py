@@ -462,15 +462,20 @@ def stream(audio_path, avatar, out, audio_model, renderer, device, batch, precis
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--work", type=click.Path(file_okay=False), help="Where video jobs are kept [default: the dhlive cache].")
 @click.option("--max-upload-mb", default=50.0, show_default=True, type=float, help="Largest recording accepted.")
+@click.option(
+    "--max-viewers", default=1, show_default=True, type=int, help="Live viewers served at once (each takes ~2 cores)."
+)
 @_infer_options
-def serve(avatars, host, port, work, max_upload_mb, audio_model, renderer, device, batch, precision, colour_match):
-    """A local web page: pick an avatar, upload a recording, download the video it makes."""
+def serve(
+    avatars, host, port, work, max_upload_mb, max_viewers, audio_model, renderer, device, batch, precision, colour_match
+):
+    """A local web page: talk to an avatar live (microphone or text), or upload a recording for a video."""
     from .infer import InferConfig
     from .serve import ServeConfig
     from .serve import serve as run
 
     run(
-        ServeConfig(host=host, port=port, max_upload_mb=max_upload_mb),
+        ServeConfig(host=host, port=port, max_upload_mb=max_upload_mb, max_viewers=max_viewers),
         avatars=avatars,
         work=work,
         audio_model=audio_model,

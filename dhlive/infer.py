@@ -22,6 +22,7 @@ from .audio.features import n_video_frames
 from .audio.inference import MouthStream
 from .constants import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME
 from .errors import DhliveError
+from .facemesh import aperture
 from .formats import find_avatar
 from .models import DEFAULT_STREAM_AUDIO_MODEL, load_models, renderer_source
 from .render.frames import FramePipeline, InferConfig, run_threaded
@@ -155,12 +156,15 @@ class LiveSession:
         """live: the audio comes at the pace of speech (a microphone, a paced file), so frames
         late beyond the bound are repeated; otherwise every frame is rendered."""
         self.pipe, self.mouth, self.cfg, self.live = pipe, MouthStream(model), cfg, live
+        pipe.warm_up()  # the first frame is due within the latency bound too
         self.t = 0  # next output frame
         self.samples = 0
         self.arrival: list[float] = []  # when the sound of each frame had arrived
         self.last: np.ndarray | None = None
+        self.opening = 0.0
         self.repeated = 0
         self.latency: list[float] = []  # seconds from a frame's sound to the frame written
+        self.openings: list[float] = []  # the mouth opening drawn in each frame (aperture of its lips)
 
     def push(self, chunk: np.ndarray, arrived: float) -> list[tuple[np.ndarray, float]]:
         """(frame, the time its sound arrived) for each frame the chunk completes."""
@@ -188,6 +192,8 @@ class LiveSession:
             else:
                 frame = self.pipe.prepare(self.t, c)
                 self.last = self.pipe.paste(frame, self.pipe.render([frame])[0])
+                self.opening = float(aperture(frame.lips[0]))
+            self.openings.append(self.opening)
             out.append((self.last, arrived))
             self.t += 1
         return out

@@ -263,7 +263,13 @@ def test_stream_keeps_what_it_rendered_on_ctrl_c(models, long_speech, face_avata
         models[1],
         "--realtime",
     ]
-    r, seconds = start_and_signal(args, tmp_path, signal.SIGINT, lambda: (tmp_path / ".live.part.mp4").exists())
+    part, seen = tmp_path / ".live.part.mp4", []
+
+    def rendering():  # a second after the output opened: the look-ahead and a few frames are through
+        seen.extend([time.time()] if part.exists() and not seen else [])
+        return bool(seen) and time.time() - seen[0] > 1.0
+
+    r, seconds = start_and_signal(args, tmp_path, signal.SIGINT, rendering)
     assert r.returncode == 130 and "Traceback" not in r.stderr, r.stderr
     assert seconds < 2, seconds
     frames = sum(1 for _ in media.iter_frames(out))

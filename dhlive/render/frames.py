@@ -35,7 +35,7 @@ from ..formats import load_avatar
 from ..mouth import MouthBasis, avatar_rest
 from . import inputs
 from .checkpoint import load_renderer
-from .model import fuse_for_inference
+from .model import SOURCE_CHANNELS, fuse_for_inference
 from .paste import COLOUR_MATCH, paste_window
 from .references import select_references
 
@@ -132,6 +132,11 @@ class FramePipeline:
         self.seconds = {"prepare": 0.0, "render": 0.0, "paste": 0.0, "encode": 0.0}  # per stage, over all frames
         self._seconds_lock = threading.Lock()  # workers add to it concurrently
 
+    def warm_up(self) -> None:
+        """Run the renderer once on a blank input, so that the first real frame does not also
+        pay for choosing and compiling kernels (bf16 on a CPU: tenths of a second)."""
+        self._forward(torch.zeros(1, SOURCE_CHANNELS, self.size, self.size, device=self.device))
+
     def _spent(self, stage: str, start: float) -> None:
         with self._seconds_lock:
             self.seconds[stage] += time.perf_counter() - start
@@ -176,14 +181,17 @@ class FramePipeline:
         """(B, R, R, 3) uint8 generated windows."""
         start = time.perf_counter()
         x = torch.from_numpy(np.stack([f.source for f in frames])).to(self.device)
-        x = x.contiguous(memory_format=torch.channels_last)
         step = len(x) if self.device.type == "cuda" else CPU_RENDER_BATCH
-        bf16 = self.dtype == torch.bfloat16
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16):
-            out = torch.cat([self.model(x[k : k + step], self.reference_features) for k in range(0, len(x), step)])
+        out = torch.cat([self._forward(x[k : k + step]) for k in range(0, len(x), step)])
         out = (out.float().clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy() * 255 + 0.5).astype(np.uint8)
         self._spent("render", start)
         return out
+
+    @torch.inference_mode()
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.dtype == torch.bfloat16):
+            return self.model(x, self.reference_features)
 
     def paste(self, frame: Frame, generated: np.ndarray) -> np.ndarray:
         """The full-resolution source frame with the generated window pasted back."""

@@ -1,16 +1,20 @@
-"""`dhlive serve`: a local web page over the toolkit. Pick an avatar by its picture, upload a
-recording, and get the mp4 `infer` makes of it, with a progress bar; jobs queue one at a time
-and outlive a page reload or a restart (jobs.py).
+"""`dhlive serve`: a local web page over the toolkit. Pick an avatar by its picture; talk to it
+live (microphone or typed text in, its face and voice out over WebRTC: live.py), or upload a
+recording and get the mp4 `infer` makes of it (jobs.py: one at a time, kept on disk).
 
     GET  /                               the page (static/, no build step, nothing from a CDN)
     GET  /api/avatars                    the avatars folder: name, frames, own renderer or not
     GET  /api/avatars/NAME/thumbnail.jpg the avatar's first face crop
+    POST /api/live                       JSON {sdp, type, avatar}: a WebRTC offer -> the answer and an id
+    GET  /api/live/ID                    that session's figures (latency, frames sent, repeated)
+    POST /api/live/ID/say                JSON {text, voice}: espeak-ng speech said on the stream
+    DELETE /api/live/ID                  end it
     POST /api/jobs                       multipart: avatar=NAME, audio=FILE -> the queued job
     GET  /api/jobs, /api/jobs/ID         the jobs, newest first / one job and its progress
     GET  /api/jobs/ID/video.mp4          the finished video
 
-Every error is JSON {"error": one line} with a 4xx status. An avatar name is looked up only
-as a direct child of the avatars folder; uploads are streamed to a hidden temporary file
+Every error is JSON {"error": one line} with a 4xx or 503 status. An avatar name is looked up
+only as a direct child of the avatars folder; uploads are streamed to a hidden temporary file
 under a size limit, checked to decode as audio, and only then moved into a job folder.
 """
 
@@ -47,11 +51,15 @@ class ServeConfig:
     port: int = 8000
     max_upload_mb: float = 50.0
     max_waiting_jobs: int = 20
+    max_viewers: int = 1  # live connections at once (each takes about 2 cores); the next is told the server is busy
+    max_say_chars: int = 500
 
     def __post_init__(self):
         number("port", self.port, low=0, high=65535, integer=True)
         number("max_upload_mb", self.max_upload_mb, low=0, above=True)
         number("max_waiting_jobs", self.max_waiting_jobs, low=1, integer=True)
+        number("max_viewers", self.max_viewers, low=0, integer=True)
+        number("max_say_chars", self.max_say_chars, low=1, integer=True)
 
 
 def fail(status: int, message: str) -> web.Response:
@@ -197,18 +205,106 @@ async def job_video(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(jobs.folder(job.id) / VIDEO_FILE, headers=headers)
 
 
+async def start_live(request: web.Request) -> web.Response:
+    """A WebRTC offer from the page -> the answer; the avatar's face and voice start at once."""
+    state = request.app[APP_KEY]
+    cfg: ServeConfig = state["config"]
+    viewers: dict = state["viewers"]
+    try:
+        body = await request.json()
+        sdp, kind, name = str(body["sdp"]), str(body["type"]), str(body["avatar"])
+    except (ValueError, KeyError, TypeError):
+        return fail(400, "send JSON with sdp, type and avatar")
+    if state["live"] is None:
+        return fail(503, "live mode is not available on this server")
+    if len(viewers) >= cfg.max_viewers:
+        return fail(503, f"busy: {len(viewers)} live viewers already (the limit is {cfg.max_viewers}); try again later")
+    folder = avatar_folder(state["avatars"], name)
+    if folder is None:
+        return fail(404, f"no avatar named {name!r}")
+    from .live import Viewer
+
+    loop = asyncio.get_running_loop()
+    try:
+        avatar = await loop.run_in_executor(None, state["live"], folder)
+    except DhliveError as e:
+        return fail(400, str(e))
+    viewer = Viewer(avatar)
+    viewers[viewer.id] = viewer
+
+    @viewer.pc.on("connectionstatechange")
+    async def on_state():
+        if viewer.pc.connectionState in ("failed", "closed", "disconnected"):
+            viewers.pop(viewer.id, None)
+            await viewer.close()
+
+    try:
+        answer = await viewer.answer(sdp, kind)
+    except Exception as e:  # a malformed offer
+        viewers.pop(viewer.id, None)
+        await viewer.close()
+        return fail(400, f"the WebRTC offer was refused: {e}".splitlines()[0])
+    return web.json_response({"id": viewer.id, "sdp": answer.sdp, "type": answer.type})
+
+
+def _viewer(request: web.Request):
+    return request.app[APP_KEY]["viewers"].get(request.match_info["id"])
+
+
+async def live_stats(request: web.Request) -> web.Response:
+    viewer = _viewer(request)
+    if viewer is None:
+        return fail(404, "no such live session")
+    return web.json_response({**viewer.live.report(), "sent_frames": viewer.video.sent})
+
+
+async def live_say(request: web.Request) -> web.Response:
+    """Text the avatar says on its live stream (espeak-ng, offline)."""
+    from ..speech import synthesize
+
+    cfg: ServeConfig = request.app[APP_KEY]["config"]
+    viewer = _viewer(request)
+    if viewer is None:
+        return fail(404, "no such live session")
+    try:
+        body = await request.json()
+        text, voice = str(body["text"]).strip(), str(body.get("voice") or "en")
+    except (ValueError, KeyError, TypeError):
+        return fail(400, "send JSON with the text to say")
+    if not text or len(text) > cfg.max_say_chars:
+        return fail(400, f"the text must have 1 to {cfg.max_say_chars} characters")
+    try:
+        speech = await asyncio.get_running_loop().run_in_executor(None, synthesize, text, voice)
+    except DhliveError as e:
+        return fail(400, str(e))
+    viewer.live.say(speech)
+    return web.json_response({"seconds": round(len(speech) / 16000, 2)})
+
+
+async def stop_live(request: web.Request) -> web.Response:
+    viewer = request.app[APP_KEY]["viewers"].pop(request.match_info["id"], None)
+    if viewer is None:
+        return fail(404, "no such live session")
+    await viewer.close()
+    return web.json_response({"closed": viewer.id})
+
+
 def make_app(
     cfg: ServeConfig | None = None,
     avatars: Path | None = None,
     work: Path | None = None,
     render=None,
+    live=None,
 ) -> web.Application:
     """The server: `render(job, audio, out, on_frame)` makes one job's video (serve() passes
-    `infer` with the chosen models); jobs are kept under `work`."""
+    `infer` with the chosen models); jobs are kept under `work`; `live(avatar folder)` makes
+    a live.LiveAvatar for a viewer (None: no live mode)."""
     cfg = cfg or ServeConfig()
     app = web.Application()
     jobs = JobQueue(Path(work or cache_dir() / "serve_jobs"), render, cfg.max_waiting_jobs)
-    app[APP_KEY] = {"config": cfg, "avatars": Path(avatars or avatars_dir()), "jobs": jobs}
+    viewers: dict = {}
+    app[APP_KEY] = {"config": cfg, "avatars": Path(avatars or avatars_dir()), "jobs": jobs, "live": live}
+    app[APP_KEY]["viewers"] = viewers
     app.router.add_get("/", index)
     app.router.add_static("/static", STATIC)
     app.router.add_get("/api/avatars", list_avatars)
@@ -217,9 +313,16 @@ def make_app(
     app.router.add_get("/api/jobs", list_jobs)
     app.router.add_get("/api/jobs/{id}", get_job)
     app.router.add_get("/api/jobs/{id}/video.mp4", job_video)
+    app.router.add_post("/api/live", start_live)
+    app.router.add_get("/api/live/{id}", live_stats)
+    app.router.add_post("/api/live/{id}/say", live_say)
+    app.router.add_delete("/api/live/{id}", stop_live)
 
     async def stop_jobs(app):
         jobs.close()
+        for viewer in list(viewers.values()):
+            await viewer.close()
+        viewers.clear()
 
     app.on_cleanup.append(stop_jobs)
     return app
@@ -244,6 +347,11 @@ def serve(cfg: ServeConfig, avatars=None, work=None, audio_model=None, renderer=
             on_frame=on_frame,
         )
 
-    app = make_app(cfg, avatars, work, render)
+    def live(folder):
+        from .live import LiveAvatar
+
+        return LiveAvatar(folder, audio_model, renderer, infer_cfg)
+
+    app = make_app(cfg, avatars, work, render, live)
     shown = "localhost" if cfg.host in ("127.0.0.1", "::1") else cfg.host
     web.run_app(app, host=cfg.host, port=cfg.port, print=lambda _: print(f"dhlive serve: http://{shown}:{cfg.port}/"))

@@ -1,6 +1,7 @@
 "use strict";
 // The page of `dhlive serve`: avatars from /api/avatars, jobs posted to /api/jobs and polled.
 let chosen = null;
+let live = null;  // the live session: {pc, id, mic, timer}
 const $ = (id) => document.getElementById(id);
 
 function say(text, isError) {
@@ -30,7 +31,7 @@ async function loadAvatars() {
     card.onclick = () => choose(a.name);
     box.append(card);
   }
-  $("avatars-note").textContent = "* has its own fine-tuned renderer.";
+  $("avatars-note").textContent = data.avatars.some((a) => a.own_renderer) ? "* has its own fine-tuned renderer." : "";
   choose(localStorage.getItem("dhlive-avatar") || data.avatars[0].name);
 }
 
@@ -41,6 +42,87 @@ function choose(name) {
   chosen = card.dataset.name;
   localStorage.setItem("dhlive-avatar", chosen);
   $("submit").disabled = false;
+  $("live-start").disabled = live !== null;
+}
+
+// --- live: the microphone out, the avatar's face and voice back, on one peer connection ---
+
+function liveSay(text, isError) {
+  $("live-message").textContent = text;
+  $("live-message").className = "message" + (isError ? " error" : "");
+}
+
+async function startLive() {
+  $("live-start").disabled = true;
+  const pc = new RTCPeerConnection();
+  let mic = null;
+  try {
+    mic = await navigator.mediaDevices.getUserMedia({ audio: true });
+    mic.getTracks().forEach((t) => pc.addTrack(t, mic));
+  } catch (e) {
+    liveSay("No microphone (" + e.name + "): the avatar can still say typed text.");
+    pc.addTransceiver("audio", { direction: "recvonly" });
+  }
+  pc.addTransceiver("video", { direction: "recvonly" });
+  const incoming = new MediaStream();
+  pc.ontrack = (e) => { incoming.addTrack(e.track); $("live").srcObject = incoming; };
+  await pc.setLocalDescription(await pc.createOffer());
+  await new Promise((done) => {
+    if (pc.iceGatheringState === "complete") return done();
+    pc.onicegatheringstatechange = () => { if (pc.iceGatheringState === "complete") done(); };
+  });
+  const res = await fetch("/api/live", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ sdp: pc.localDescription.sdp, type: pc.localDescription.type, avatar: chosen }),
+  });
+  const body = await res.json();
+  if (!res.ok) {
+    pc.close();
+    if (mic) mic.getTracks().forEach((t) => t.stop());
+    $("live-start").disabled = false;
+    return liveSay(body.error, true);
+  }
+  await pc.setRemoteDescription({ sdp: body.sdp, type: body.type });
+  live = { pc, id: body.id, mic, timer: setInterval(liveStats, 1000) };
+  $("live-stop").disabled = false;
+  $("say").disabled = false;
+}
+
+async function liveStats() {
+  if (!live) return;
+  const res = await fetch("/api/live/" + live.id);
+  if (!res.ok) return;
+  const s = await res.json();
+  if (s.latency_ms && s.latency_ms.mean !== undefined) {
+    $("latency").textContent = "latency, sound in to frame out: mean " + Math.round(s.latency_ms.mean) +
+      " ms, p95 " + Math.round(s.latency_ms.p95) + " ms; " + s.sent_frames + " frames sent";
+  }
+}
+
+async function stopLive() {
+  if (!live) return;
+  clearInterval(live.timer);
+  await fetch("/api/live/" + live.id, { method: "DELETE" });
+  live.pc.close();
+  if (live.mic) live.mic.getTracks().forEach((t) => t.stop());
+  live = null;
+  $("live-stop").disabled = true;
+  $("say").disabled = true;
+  $("live-start").disabled = !chosen;
+}
+
+async function say(event) {
+  event.preventDefault();
+  const text = $("say-text").value.trim();
+  if (!live || !text) return;
+  const res = await fetch("/api/live/" + live.id + "/say", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ text }),
+  });
+  const body = await res.json();
+  liveSay(res.ok ? "Saying " + body.seconds + " s of speech." : body.error, !res.ok);
 }
 
 function submitJob(event) {
@@ -91,6 +173,12 @@ async function refreshJobs() {
 }
 
 $("job-form").addEventListener("submit", submitJob);
+$("live-start").addEventListener("click", startLive);
+$("live-stop").addEventListener("click", stopLive);
+$("say-form").addEventListener("submit", say);
+window.addEventListener("beforeunload", () => {
+  if (live) fetch("/api/live/" + live.id, { method: "DELETE", keepalive: true });
+});
 loadAvatars();
 refreshJobs();
 setInterval(refreshJobs, 1000);
