@@ -252,6 +252,10 @@ def _held_out(model, basis, held: list, eval_tracks: list, dev) -> dict:
     return {"eval_loss": _eval_loss(model, eval_tracks, dev), "eval_aperture_r": _eval_aperture_r(model, basis, held)}
 
 
+PLOTTED = ("loss", "value", "velocity", "phonetic", "eval_loss")
+PLOTTED_SCORE = ("eval_aperture_r", "held-out aperture r")
+
+
 def distill(
     avatars: list,
     out: str | os.PathLike,
@@ -286,12 +290,7 @@ def distill(
         progress=progress,
         log_columns=["step", "lr", "loss", "value", "velocity", "phonetic", "eval_loss", "eval_aperture_r", "seconds"],
     )
-    basis_path = out / MOUTH_PCA_FILE
-    if run.state is None:
-        save_basis(basis_path, load_basis(mouth) if mouth else cfg.fit([(c.lips, c.images, c.rest) for c in clips]))
-    elif run.state.get("mouth_pca_sha256") != file_sha256(basis_path):
-        raise DhliveError(f"{out}: {MOUTH_PCA_FILE} changed since the state was written; cannot resume")
-    basis = load_basis(basis_path)
+    basis_path, basis = _mouth_basis(out, run, cfg, clips, mouth)
     torch.manual_seed(cfg.seed)
     batches, eval_tracks = _data(cfg, clips, held, basis, out, run.state is not None, progress)
     model = AudioModel(cfg.model_config(n_coeffs=basis.n_coeffs))
@@ -309,20 +308,8 @@ def distill(
         lr = cosine_lr(step, cfg.lr, cfg.warmup, cfg.steps)
         for g in opt.param_groups:
             g["lr"] = lr
-        x, y, m, a = (t.to(dev, non_blocking=True) for t in batches.batch(step))
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
-            value, velocity, spread, articulation = loss_terms(model, x, y, m, cfg.burn_in, phonetic_head, a)
-        loss = value + cfg.velocity_weight * velocity + cfg.spread_weight * spread + cfg.phonetic_weight * articulation
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(trained.parameters(), 1.0)
-        opt.step()
-        losses.add(
-            loss=loss.item(),
-            value=value.item(),
-            velocity=velocity.item(),
-            **({"phonetic": articulation.item()} if phonetic_head is not None else {}),
-        )
+        batch = [t.to(dev, non_blocking=True) for t in batches.batch(step)]
+        losses.add(**_train_step(cfg, model, phonetic_head, trained, opt, batch, amp))
         done = step + 1
         if run.due(done, cfg.log_every):
             scores = _held_out(model, basis, held, eval_tracks, dev) if run.due(done, cfg.checkpoint_every) else {}
@@ -332,14 +319,7 @@ def distill(
                 done,
                 {"trained": _cpu(trained), "optimizer": opt.state_dict(), "mouth_pca_sha256": file_sha256(basis_path)},
             )
-            write_plot(
-                out / LOG_FILE,
-                out / PLOT_FILE,
-                ("loss", "value", "velocity", "phonetic", "eval_loss"),
-                "L1 (coefficient units)",
-                "eval_aperture_r",
-                "held-out aperture r",
-            )
+            write_plot(out / LOG_FILE, out / PLOT_FILE, PLOTTED, "L1 (coefficient units)", *PLOTTED_SCORE)
     if run.stopped:
         return run.result()
     model.cpu().eval()
@@ -357,6 +337,35 @@ def distill(
         write_json(out / EVAL_FILE, report)
         summary["eval"] = report["mean"]
     return summary
+
+
+def _mouth_basis(out: Path, run: TrainRun, cfg: DistillConfig, clips: list, mouth):
+    """(path, basis) of the run's mouth PCA: kept from the state being resumed, the given
+    file, or fitted on the training clips."""
+    path = out / MOUTH_PCA_FILE
+    if run.state is None:
+        save_basis(path, load_basis(mouth) if mouth else cfg.fit([(c.lips, c.images, c.rest) for c in clips]))
+    elif run.state.get("mouth_pca_sha256") != file_sha256(path):
+        raise DhliveError(f"{out}: {MOUTH_PCA_FILE} changed since the state was written; cannot resume")
+    return path, load_basis(path)
+
+
+def _train_step(cfg: DistillConfig, model, phonetic_head, trained, opt, batch, amp: bool) -> dict:
+    """One optimiser step on a batch (windows, targets, loss mask, articulation); its losses."""
+    x, y, m, a = batch
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
+        value, velocity, spread, articulation = loss_terms(model, x, y, m, cfg.burn_in, phonetic_head, a)
+    loss = value + cfg.velocity_weight * velocity + cfg.spread_weight * spread + cfg.phonetic_weight * articulation
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    nn.utils.clip_grad_norm_(trained.parameters(), 1.0)
+    opt.step()
+    return {
+        "loss": loss.item(),
+        "value": value.item(),
+        "velocity": velocity.item(),
+        **({"phonetic": articulation.item()} if phonetic_head is not None else {}),
+    }
 
 
 def _cpu(module: nn.Module) -> dict:

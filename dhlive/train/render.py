@@ -460,6 +460,21 @@ def _log_and_save(
         )
 
 
+LOG_COLUMNS = [
+    "step",
+    "lr",
+    "loss",
+    "l1",
+    "perceptual",
+    "grid",
+    "adv",
+    "d",
+    "eval_mouth_psnr",
+    "eval_mouth_ssim",
+    "seconds",
+]
+
+
 def train_render(
     avatars: list,
     out: str | os.PathLike,
@@ -483,11 +498,7 @@ def train_render(
     out.mkdir(parents=True, exist_ok=True)
     rcfg = cfg.render_config()
     packs = _packs(avatars, rcfg.resolution, out / PACK_DIR, progress, world, main)
-    loaded = [load_frames(p, cfg.holdout, rcfg.n_refs, rcfg.resolution) for p in packs]
-    frames = [f for f, _ in loaded]
-    thinned = [m["avatar"] for _, m in loaded if m.get("frame_step", 1) > 1]
-    if cfg.stage == "clip" and thinned:
-        raise DhliveError(f"the clip stage needs consecutive frames; thinned packs: {', '.join(thinned)}")
+    frames = _training_frames(packs, cfg, rcfg)
     run = TrainRun(
         out,
         RENDER_TRAIN_STATE_FORMAT,
@@ -498,19 +509,7 @@ def train_render(
         results=(RENDER_MODEL_FILE, EVAL_FILE, STRIP_FILE),
         main=main,
         progress=progress,
-        log_columns=[
-            "step",
-            "lr",
-            "loss",
-            "l1",
-            "perceptual",
-            "grid",
-            "adv",
-            "d",
-            "eval_mouth_psnr",
-            "eval_mouth_ssim",
-            "seconds",
-        ],
+        log_columns=LOG_COLUMNS,
     )
     basis_path = out / MOUTH_PCA_FILE
     basis = _mouth_basis(cfg, frames, mouth, basis_path, run.state, main)
@@ -527,12 +526,7 @@ def train_render(
     lpips = (
         STLPIPS(cfg.perceptual_layers).to(dev, memory_format=torch.channels_last) if cfg.perceptual_weight > 0 else None
     )
-    g_run, d_runs = RenderStep(model), (nets["d_window"], nets["d_mouth"], nets["d_time"])
-    if world > 1:
-        from torch.nn.parallel import DistributedDataParallel as DDP
-
-        ids = [dev.index] if dev.type == "cuda" else None
-        g_run, d_runs = DDP(g_run, device_ids=ids), tuple(DDP(d, device_ids=ids) for d in d_runs)
+    g_run, d_runs = _runners(nets, world, dev)
     amp = dev.type == "cuda"
     batches = Batches(frames, basis, cfg, rank)
     holdout = [f for f in frames if f.n_train < f.n]
@@ -544,12 +538,7 @@ def train_render(
         lr = cosine_lr(step, cfg.lr, cfg.warmup, cfg.steps)
         for g in opt_g.param_groups:
             g["lr"] = lr
-        b = {
-            k: v.to(dev, non_blocking=True, memory_format=torch.channels_last)
-            if v.ndim == 4
-            else v.to(dev, non_blocking=True)
-            for k, v in next(upcoming).items()
-        }
+        b = _to_device(next(upcoming), dev)
         gan = step >= cfg.gan_start and bool(cfg.adv_weight or cfg.mouth_adv_weight or (t > 1 and cfg.temporal_weight))
         (loss, l1, perc, grid, adv), out_img, mouth_fake, mouth_real = _generator_step(
             cfg, b, nets, g_run, lpips, opt_g, gan, t, amp
@@ -574,6 +563,36 @@ def train_render(
         "mouth_pca_sha256": file_sha256(basis_path),
     }
     return _finish(run, model.cpu(), info, holdout, basis)
+
+
+def _training_frames(packs: list[Path], cfg: TrainRenderConfig, rcfg) -> list[AvatarFrames]:
+    """Each pack's frames, split into training and held-out; the clip stage refuses thinned packs."""
+    loaded = [load_frames(p, cfg.holdout, rcfg.n_refs, rcfg.resolution) for p in packs]
+    thinned = [m["avatar"] for _, m in loaded if m.get("frame_step", 1) > 1]
+    if cfg.stage == "clip" and thinned:
+        raise DhliveError(f"the clip stage needs consecutive frames; thinned packs: {', '.join(thinned)}")
+    return [f for f, _ in loaded]
+
+
+def _runners(nets: dict, world: int, dev: torch.device) -> tuple:
+    """The generator step and the discriminators as the loop calls them (wrapped in DDP across processes)."""
+    g_run, d_runs = RenderStep(nets["model"]), (nets["d_window"], nets["d_mouth"], nets["d_time"])
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        ids = [dev.index] if dev.type == "cuda" else None
+        g_run, d_runs = DDP(g_run, device_ids=ids), tuple(DDP(d, device_ids=ids) for d in d_runs)
+    return g_run, d_runs
+
+
+def _to_device(batch: dict, dev: torch.device) -> dict:
+    """A batch on the device, images channels_last."""
+    return {
+        k: v.to(dev, non_blocking=True, memory_format=torch.channels_last)
+        if v.ndim == 4
+        else v.to(dev, non_blocking=True)
+        for k, v in batch.items()
+    }
 
 
 def _optimizers(cfg: TrainRenderConfig, nets: dict, state) -> tuple:
