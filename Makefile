@@ -22,6 +22,7 @@ bench: install
 	$(VENV)/bin/python scripts/bench_audio.py
 	$(VENV)/bin/python scripts/bench_render.py
 	$(VENV)/bin/python scripts/bench_infer.py
+	$(VENV)/bin/python scripts/bench_serve.py
 	$(VENV)/bin/python scripts/bench_quality.py
 
 clean:

@@ -138,6 +138,7 @@ def test_talking_to_the_avatar_in_the_browser(page, tmp_path):
                 await asyncio.sleep(6)
                 end = await browser.js("document.getElementById('live').getVideoPlaybackQuality().totalVideoFrames")
                 latency = await browser.until("document.getElementById('latency').textContent")
+                jitter = await browser.until("jitterBuffer()")
                 await browser.js("document.getElementById('say-text').value = 'Mama papa'")
                 await browser.js("document.getElementById('say').click()")
                 said = await browser.until("document.getElementById('live-message').textContent")
@@ -145,13 +146,15 @@ def test_talking_to_the_avatar_in_the_browser(page, tmp_path):
                 (tmp_path / "page.png").write_bytes(base64.b64decode(shot["data"]))
                 await browser.js("document.getElementById('live-stop').click()")
                 await browser.until("document.getElementById('live-stop').disabled")
-                return (end - start) / 6, latency, said
+                return (end - start) / 6, latency, said, jitter
             finally:
                 await browser.close()
 
-    fps, latency, said = asyncio.run(scenario())
+    fps, latency, said, jitter = asyncio.run(scenario())
     assert fps > 15, fps  # frames the browser decoded and showed, per second
     assert "latency" in latency and "Saying" in said, (latency, said)
+    assert 0 < jitter < 1000, jitter  # the browser's part of the delay, reported beside the server's
+    print(f"browser: {fps:.1f} frames/s shown; {latency}")
     spoken = np.array(made[0].spoken)[FPS:]
     speaking, silent = spoken[spoken[:, 0] > 0.02, 1], spoken[spoken[:, 0] < 1e-4, 1]
     assert len(speaking) > 10 and len(silent) > 10

@@ -5,6 +5,7 @@ and go leave no threads behind. A headless Chromium drives the page itself when 
 installed (.ci/run installs it)."""
 
 import asyncio
+import os
 import shutil
 import threading
 import time
@@ -53,6 +54,11 @@ async def connect(client, avatar="anna", microphone=None):
         return None, body, res.status
     await pc.setRemoteDescription(RTCSessionDescription(sdp=body["sdp"], type=body["type"]))
     return pc, body["id"], tracks
+
+
+def resident_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 def run(live_server, scenario, cfg=None):
@@ -144,9 +150,11 @@ def test_twenty_connections_that_come_and_go_leave_nothing_behind(live_server):
                     break
                 await asyncio.sleep(0.05)
             assert not client.app[APP_KEY]["viewers"], k
-            counts.append(threading.active_count())
+            counts.append((threading.active_count(), resident_mb()))
         return counts
 
     counts = run(live_server, scenario)
-    assert max(counts[5:]) <= counts[4] + 2, counts
+    threads, memory = zip(*counts)
+    assert max(threads[5:]) <= threads[4] + 2, threads
+    assert max(memory[5:]) < memory[4] + 150, memory  # MB: no session's buffers kept
     assert all(a.stop.is_set() for a in live_server[3])

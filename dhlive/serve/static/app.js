@@ -94,10 +94,24 @@ async function liveStats() {
   const res = await fetch("/api/live/" + live.id);
   if (!res.ok) return;
   const s = await res.json();
+  const jitter = await jitterBuffer();
   if (s.latency_ms && s.latency_ms.mean !== undefined) {
     $("latency").textContent = "latency, sound in to frame out: mean " + Math.round(s.latency_ms.mean) +
-      " ms, p95 " + Math.round(s.latency_ms.p95) + " ms; " + s.sent_frames + " frames sent";
+      " ms, p95 " + Math.round(s.latency_ms.p95) + " ms (server); " +
+      (jitter === null ? "" : "browser jitter buffer " + Math.round(jitter) + " ms; ") + s.sent_frames + " frames sent";
   }
+}
+
+// the mean delay of this browser's video jitter buffer, in ms (WebRTC statistics), or null
+async function jitterBuffer() {
+  if (!live) return null;
+  let delay = null;
+  (await live.pc.getStats()).forEach((r) => {
+    if (r.type === "inbound-rtp" && r.kind === "video" && r.jitterBufferEmittedCount) {
+      delay = (1000 * r.jitterBufferDelay) / r.jitterBufferEmittedCount;
+    }
+  });
+  return delay;
 }
 
 async function stopLive() {
