@@ -72,24 +72,14 @@ def selfreenact(
     avatar = load_avatar(avatar_dir, check_images=False)
     model, basis, renderer_path = load_models(audio_model, renderer, avatar=avatar.root)
     n = avatar.n_frames
-    k = int(round(holdout * n))
-    if k < MIN_HELD_OUT or n - k < 1:
-        raise DhliveError(
-            f"{avatar_dir}: {n} frames; holding out {holdout:.0%} leaves {k} to score "
-            f"(at least {MIN_HELD_OUT} needed) and {n - k} to take references from"
-        )
+    k = _held_out_count(avatar_dir, n, holdout)
     _check_unseen(avatar, renderer_path, n - k, holdout)
     held = np.arange(n - k, n)
     source_index = np.asarray(avatar.meta.get("source_index", range(n)), np.int64)[held]
     timeline = max(clip.n_timeline, int(source_index.max()) + 1)
     pipe = FramePipeline(avatar_dir, renderer_path, basis, cfg, reference_frames=range(n - k))
     try:
-        if drive == "audio":
-            coeffs = predict(model, clip.audio)
-            coeffs = np.concatenate([coeffs, np.repeat(coeffs[-1:], max(0, timeline - len(coeffs)), 0)])[source_index]
-        else:
-            lips, images, _ = avatar_mouth(pipe.avatar)
-            coeffs = basis.encode(*mouth_deltas(lips[held], images[held], pipe.rest))
+        coeffs = _driving_coeffs(drive, model, basis, clip, pipe, held, source_index, timeline)
         prompt_ap = aperture(basis.decode(coeffs, pipe.rest)[0])
         video = Path(out_dir) / f"{avatar.root.name}.mp4" if save_video and out_dir is not None else None
         a0, a1 = int(source_index[0] * SAMPLE_RATE / FPS), int((source_index[-1] + 1) * SAMPLE_RATE / FPS)
@@ -132,6 +122,27 @@ def selfreenact(
     if out_dir is not None:
         _write_outputs(Path(out_dir), report, held, gen_ap, real_ap, prompt_ap, speech, real_level, tail.strip)
     return report
+
+
+def _held_out_count(avatar_dir, n: int, holdout: float) -> int:
+    """How many of the avatar's n frames are scored; refused when too few remain on either side."""
+    k = int(round(holdout * n))
+    if k < MIN_HELD_OUT or n - k < 1:
+        raise DhliveError(
+            f"{avatar_dir}: {n} frames; holding out {holdout:.0%} leaves {k} to score "
+            f"(at least {MIN_HELD_OUT} needed) and {n - k} to take references from"
+        )
+    return k
+
+
+def _driving_coeffs(drive: str, model, basis, clip, pipe, held, source_index, timeline: int) -> np.ndarray:
+    """The mouth coefficients of the held-out frames: from the clip's audio through the audio
+    model, or the real mouths through the PCA (the renderer alone)."""
+    if drive == "audio":
+        coeffs = predict(model, clip.audio)
+        return np.concatenate([coeffs, np.repeat(coeffs[-1:], max(0, timeline - len(coeffs)), 0)])[source_index]
+    lips, images, _ = avatar_mouth(pipe.avatar)
+    return basis.encode(*mouth_deltas(lips[held], images[held], pipe.rest))
 
 
 def _check_unseen(avatar, renderer_path, first_scored: int, holdout: float) -> None:

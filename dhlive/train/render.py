@@ -550,7 +550,13 @@ def train_render(
     _barrier(world)
     if run.stopped or not main:
         return run.result()
-    info = {
+    info = _model_info(cfg, run, frames, dev, world, init, basis_path)
+    return _finish(run, model.cpu(), info, holdout, basis)
+
+
+def _model_info(cfg: TrainRenderConfig, run: TrainRun, frames, dev, world: int, init, basis_path: Path) -> dict:
+    """What the model file records of its training."""
+    return {
         "steps": cfg.steps,
         "stage": cfg.stage,
         "avatars": [f.name for f in frames],
@@ -562,7 +568,6 @@ def train_render(
         "base": load_renderer(init)[1] if init else None,
         "mouth_pca_sha256": file_sha256(basis_path),
     }
-    return _finish(run, model.cpu(), info, holdout, basis)
 
 
 def _training_frames(packs: list[Path], cfg: TrainRenderConfig, rcfg) -> list[AvatarFrames]:
