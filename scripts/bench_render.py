@@ -4,8 +4,9 @@ next to a reference network of DH_live's size (36 GMAC per frame), measured in t
     .venv/bin/python scripts/bench_render.py [--threads 2] [--json bench_render.json] [--repeats 20]
 
 CPU: batch 1 (what streaming needs) and batch 8, on --threads threads (2 = this project's
-CPU target). CUDA, when a GPU is visible: batch 1, 32 and 128, fp32 and bf16 autocast, channels_last
-or not (CUDA_RUNS).
+CPU target), in fp32; and batch 1 and 2 as `infer` runs them on this CPU: channels_last, in
+bf16 where the CPU has it natively (`--precision auto`). CUDA, when a GPU is visible: batch
+1, 32 and 128, fp32 and bf16 autocast, channels_last or not (CUDA_RUNS).
 Reference features are cached and BatchNorm folded into the convolutions, as inference
 runs the renderer (the reference network gets no such help).
 Target (issue 4): `fast` >= 10x the reference network's throughput on the 2-core CPU.
@@ -28,6 +29,7 @@ from benchlib import machine
 from torch import nn
 
 from dhlive import __version__
+from dhlive.device import pick_precision
 from dhlive.render.model import (
     REFERENCE_CHANNELS,
     SOURCE_CHANNELS,
@@ -121,12 +123,15 @@ def main():
     ap.add_argument("--json", default="bench_render.json")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    bf16 = pick_precision("auto", torch.device("cpu")) == torch.bfloat16
+    precision = "bf16" if bf16 else "fp32"
     nets = networks()
     report = {
         "dhlive": __version__,
         "machine": machine(),
         "torch": torch.__version__,
         "threads": args.threads,
+        "cpu_precision_as_infer_runs": precision,
         "resolution": RESOLUTION,
         "networks": {},
     }
@@ -140,6 +145,19 @@ def main():
             with torch.inference_mode():
                 ms = time_ms(lambda m=model, s=src, f=feats: m(s, f), max(3, args.repeats // batch))
             row[f"cpu_ms_per_frame_batch{batch}"] = round(ms / batch, 2)
+        # as `infer` runs it on this CPU: channels_last, and bf16 where the CPU has it natively
+        model.to(memory_format=torch.channels_last)
+        for batch in (1, 2):
+            src = torch.rand(batch, cin, RESOLUTION, RESOLUTION).contiguous(memory_format=torch.channels_last)
+
+            def run(m=model, s=src, f=feats):
+                with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                    m(s, f)
+
+            row[f"cpu_{precision}_channels_last_ms_per_frame_batch{batch}"] = round(
+                time_ms(run, max(3, args.repeats // batch)) / batch, 2
+            )
+        model.to(memory_format=torch.contiguous_format)
         report["networks"][name] = row
         print(
             f"{name:24s} {row['gmac_per_frame']:6.2f} GMAC  CPU ({args.threads} threads): "
@@ -148,9 +166,11 @@ def main():
             flush=True,
         )
     ref = report["networks"]["dh_live_size_reference"]
+    as_run = f"cpu_{precision}_channels_last_ms_per_frame_batch1"
     for name in ("fast", "large"):
         r = report["networks"][name]
         r["cpu_speedup_vs_reference"] = round(ref["cpu_ms_per_frame_batch1"] / r["cpu_ms_per_frame_batch1"], 2)
+        r[f"cpu_{precision}_channels_last_speedup_vs_reference"] = round(ref[as_run] / r[as_run], 2)
     if torch.cuda.is_available():
         report["gpu"] = torch.cuda.get_device_name(0)
         for name, (model, feats, cin, _) in nets.items():
@@ -177,7 +197,10 @@ def main():
     }
     print(
         f"fast vs DH_live-size reference on CPU: {fast['cpu_speedup_vs_reference']:.1f}x "
-        f"({fast['cpu_ms_per_frame_batch1']:.1f} vs {ref['cpu_ms_per_frame_batch1']:.1f} ms per frame)"
+        f"({fast['cpu_ms_per_frame_batch1']:.1f} vs {ref['cpu_ms_per_frame_batch1']:.1f} ms per frame); "
+        f"as infer runs them ({precision}, channels_last): "
+        f"{fast[f'cpu_{precision}_channels_last_speedup_vs_reference']:.1f}x "
+        f"({fast[as_run]:.1f} vs {ref[as_run]:.1f} ms)"
     )
     Path(args.json).write_text(json.dumps(report, indent=1) + "\n")
     print(f"wrote {args.json}")
