@@ -187,6 +187,11 @@ def test_a_given_mouth_pca_is_kept(talking_avatar, tmp_path):
     assert np.allclose(model.closed.numpy(), basis.closed)
     res = run_cli("distill-audio", "--avatars", talking_avatar, "--out", tmp_path / "x", "--mouth", tmp_path / "no.pkl")
     assert res.returncode != 0 and "no.pkl" in res.stderr and "Traceback" not in res.stderr
+    # a run whose PCA file was replaced since its state was saved does not resume on it
+    T.distill([talking_avatar], tmp_path / "swapped", cfg, progress=False, stop_at=2)
+    shutil.copyfile(shipped, tmp_path / "swapped" / MOUTH_PCA_FILE)
+    with pytest.raises(DhliveError, match="pca.pkl changed since the state was written; cannot resume"):
+        T.distill([talking_avatar], tmp_path / "swapped", cfg, progress=False, resume=True)
 
 
 def test_resume_with_other_synthetic_speech_settings_is_refused(talking_avatar, tmp_path):

@@ -37,7 +37,6 @@ from ..errors import DhliveError
 from ..formats import (
     AUDIO_MODEL_FILE,
     AUDIO_TRAIN_STATE_FORMAT,
-    MOUTH_PCA_FILE,
     PHONETIC_CORPUS_FILE,
     cache_dir,
     file_sha256,
@@ -45,7 +44,7 @@ from ..formats import (
     save_phonetic_corpus,
     write_json,
 )
-from ..mouth import MouthFitConfig, load_basis, mouth_deltas, save_basis
+from ..mouth import MouthFitConfig, mouth_deltas
 from .audio_data import (
     AUGMENT_CACHE,
     MIN_TRACK_FRAMES,
@@ -290,7 +289,7 @@ def distill(
         progress=progress,
         log_columns=["step", "lr", "loss", "value", "velocity", "phonetic", "eval_loss", "eval_aperture_r", "seconds"],
     )
-    basis_path, basis = _mouth_basis(out, run, cfg, clips, mouth)
+    basis_path, basis = run.mouth_basis(mouth, lambda: cfg.fit([(c.lips, c.images, c.rest) for c in clips]))
     torch.manual_seed(cfg.seed)
     batches, eval_tracks = _data(cfg, clips, held, basis, out, run.state is not None, progress)
     model = AudioModel(cfg.model_config(n_coeffs=basis.n_coeffs))
@@ -337,17 +336,6 @@ def distill(
         write_json(out / EVAL_FILE, report)
         summary["eval"] = report["mean"]
     return summary
-
-
-def _mouth_basis(out: Path, run: TrainRun, cfg: DistillConfig, clips: list, mouth):
-    """(path, basis) of the run's mouth PCA: kept from the state being resumed, the given
-    file, or fitted on the training clips."""
-    path = out / MOUTH_PCA_FILE
-    if run.state is None:
-        save_basis(path, load_basis(mouth) if mouth else cfg.fit([(c.lips, c.images, c.rest) for c in clips]))
-    elif run.state.get("mouth_pca_sha256") != file_sha256(path):
-        raise DhliveError(f"{out}: {MOUTH_PCA_FILE} changed since the state was written; cannot resume")
-    return path, load_basis(path)
 
 
 def _train_step(cfg: DistillConfig, model, phonetic_head, trained, opt, batch, amp: bool) -> dict:

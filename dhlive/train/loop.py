@@ -29,7 +29,8 @@ import torch
 from tqdm import tqdm
 
 from ..errors import DhliveError
-from ..formats import load_checkpoint, save_checkpoint
+from ..formats import MOUTH_PCA_FILE, file_sha256, load_checkpoint, save_checkpoint
+from ..mouth import MouthBasis, load_basis, save_basis
 
 STATE_FILE = "train_state.pt"
 LOG_FILE = "log.csv"
@@ -182,6 +183,20 @@ class TrainRun:
                 f"the run was planned for {planned} steps and now goes to {now['steps']}: "
                 "the learning rate schedule stretches from here"
             )
+
+    def mouth_basis(self, given, fit, save: bool = True) -> tuple[Path, MouthBasis]:
+        """(path, basis) of the run's mouth PCA, OUT/pca.pkl: kept from the state being resumed
+        (refused if the file changed since), else the `given` file, else `fit()`; written when
+        `save` (the main process)."""
+        path = self.out / MOUTH_PCA_FILE
+        if self.state is not None:
+            if self.state.get("mouth_pca_sha256") != file_sha256(path):
+                raise DhliveError(f"{self.out}: {MOUTH_PCA_FILE} changed since the state was written; cannot resume")
+            return path, load_basis(path)
+        basis = load_basis(given) if given else fit()
+        if save:
+            save_basis(path, basis)
+        return path, basis
 
     def steps(self, desc: str):
         """The steps of this slice, start..end-1, each seeded so that a resumed run takes the

@@ -34,7 +34,6 @@ from ..config import choice, fields, number
 from ..device import frame_workers, pick_device
 from ..errors import DhliveError
 from ..formats import (
-    MOUTH_PCA_FILE,
     RENDER_MODEL_FILE,
     RENDER_TRAIN_STATE_FORMAT,
     file_sha256,
@@ -42,7 +41,7 @@ from ..formats import (
     write_json,
 )
 from ..metrics import checkerboard, psnr, sharpness, ssim
-from ..mouth import MouthFitConfig, load_basis, mouth_deltas, save_basis
+from ..mouth import MouthFitConfig, mouth_deltas
 from ..render import inputs
 from ..render.checkpoint import load_renderer, save_renderer
 from ..render.model import Renderer, preset
@@ -328,24 +327,6 @@ def _networks(cfg: TrainRenderConfig, rcfg, init, state, dev) -> dict:
     return nets
 
 
-def _mouth_basis(cfg: TrainRenderConfig, frames: list[AvatarFrames], mouth, basis_path: Path, state, main: bool):
-    """The mouth PCA of the run: kept from the state being resumed, given, or fitted on the training frames."""
-    if state is not None:
-        if state.get("mouth_pca_sha256") != file_sha256(basis_path):
-            raise DhliveError(
-                f"{basis_path.parent}: {MOUTH_PCA_FILE} changed since the state was written; cannot resume"
-            )
-        return load_basis(basis_path)
-    if mouth:
-        basis = load_basis(mouth)
-    else:
-        a = [f.arrays for f in frames]
-        basis = cfg.fit([(x["lips"][: f.n_train], x["mouth_images"][: f.n_train], f.rest) for x, f in zip(a, frames)])
-    if main:
-        save_basis(basis_path, basis)
-    return basis
-
-
 def run_inputs(avatars: list, packs: list[Path], init, mouth) -> dict:
     """What a run trains on, for the resume check: each avatar's pack version, the starting
     model and the given mouth PCA."""
@@ -511,8 +492,7 @@ def train_render(
         progress=progress,
         log_columns=LOG_COLUMNS,
     )
-    basis_path = out / MOUTH_PCA_FILE
-    basis = _mouth_basis(cfg, frames, mouth, basis_path, run.state, main)
+    basis_path, basis = run.mouth_basis(mouth, lambda: _fit_basis(cfg, frames), save=main)
     _barrier(world)
     for f in frames:
         f.coeffs = basis.encode(*mouth_deltas(f.arrays["lips"], f.arrays["mouth_images"], f.rest))
@@ -552,6 +532,12 @@ def train_render(
         return run.result()
     info = _model_info(cfg, run, frames, dev, world, init, basis_path)
     return _finish(run, model.cpu(), info, holdout, basis)
+
+
+def _fit_basis(cfg: TrainRenderConfig, frames: list[AvatarFrames]):
+    """A mouth PCA of the training frames (held-out frames left out)."""
+    a = [f.arrays for f in frames]
+    return cfg.fit([(x["lips"][: f.n_train], x["mouth_images"][: f.n_train], f.rest) for x, f in zip(a, frames)])
 
 
 def _model_info(cfg: TrainRenderConfig, run: TrainRun, frames, dev, world: int, init, basis_path: Path) -> dict:
