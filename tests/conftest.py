@@ -185,3 +185,38 @@ def shared(*parts) -> Path:
     if not path.exists():
         pytest.skip(f"{path} not available")
     return path
+
+
+@pytest.fixture()
+def serve_parts(tmp_path, face_avatar, models):
+    """What a `dhlive serve` app is made of in the tests: an avatars folder with one avatar,
+    anna; a jobs folder; `render` (infer with the small models); `live` (a LiveAvatar with the
+    shipped live audio model, so that the mouth means something, and the small renderer), and
+    `made`, the LiveAvatars it made."""
+    import shutil
+    from types import SimpleNamespace
+
+    from dhlive.infer import infer
+    from dhlive.serve.live import LiveAvatar
+
+    avatars = tmp_path / "avatars"
+    avatars.mkdir()
+    shutil.copytree(face_avatar, avatars / "anna")
+    made = []
+
+    def render(job, audio, out, on_frame):
+        infer(
+            audio,
+            avatars / job.avatar,
+            out,
+            audio_model=models[0],
+            renderer=models[1],
+            progress=False,
+            on_frame=on_frame,
+        )
+
+    def live(folder):
+        made.append(LiveAvatar(folder, None, models[1]))
+        return made[-1]
+
+    return SimpleNamespace(avatars=avatars, work=tmp_path / "jobs", render=render, live=live, made=made)

@@ -12,31 +12,15 @@ import pytest
 from aiohttp import FormData
 from aiohttp.test_utils import TestClient, TestServer
 
-from dhlive.infer import infer
 from dhlive.serve import ServeConfig, make_app
 from dhlive.serve.app import avatar_folder
 from dhlive.serve.jobs import JobQueue
 
 
 @pytest.fixture()
-def served(tmp_path, face_avatar, models):
+def served(serve_parts):
     """(avatars folder, jobs folder, render function) with one avatar called anna."""
-    avatars = tmp_path / "avatars"
-    avatars.mkdir()
-    shutil.copytree(face_avatar, avatars / "anna")
-
-    def render(job, audio, out, on_frame):
-        infer(
-            audio,
-            avatars / job.avatar,
-            out,
-            audio_model=models[0],
-            renderer=models[1],
-            progress=False,
-            on_frame=on_frame,
-        )
-
-    return avatars, tmp_path / "jobs", render
+    return serve_parts.avatars, serve_parts.work, serve_parts.render
 
 
 def run(served, cfg, scenario):

@@ -17,9 +17,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from dhlive.constants import FPS
-from dhlive.infer import infer
 from dhlive.serve import ServeConfig, make_app
-from dhlive.serve.live import LiveAvatar
 
 CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium installed (apt-get install chromium)")
@@ -95,32 +93,15 @@ class Browser:
 
 
 @pytest.fixture()
-def page(tmp_path, face_avatar, models, speech_wav):
+def page(tmp_path, serve_parts, speech_wav):
     """(serve, Browser): the app with one avatar, anna; the browser's microphone plays speech_wav."""
-    avatars = tmp_path / "avatars"
-    avatars.mkdir()
-    shutil.copytree(face_avatar, avatars / "anna")
-    made = []
-
-    def live(folder):
-        made.append(LiveAvatar(folder, None, models[1]))
-        return made[-1]
-
-    def render(job, audio, out, on_frame):
-        infer(
-            audio,
-            avatars / job.avatar,
-            out,
-            audio_model=models[0],
-            renderer=models[1],
-            progress=False,
-            on_frame=on_frame,
-        )
 
     def serve():
-        return TestServer(make_app(ServeConfig(), avatars, tmp_path / "jobs", render, live))
+        return TestServer(
+            make_app(ServeConfig(), serve_parts.avatars, serve_parts.work, serve_parts.render, serve_parts.live)
+        )
 
-    return serve, Browser(tmp_path / "profile", speech_wav), made
+    return serve, Browser(tmp_path / "profile", speech_wav), serve_parts.made
 
 
 def test_talking_to_the_avatar_in_the_browser(page, tmp_path):

@@ -134,7 +134,7 @@ class FramePipeline:
 
     def warm_up(self) -> None:
         """Run the renderer once on a blank input, so that the first real frame does not also
-        pay for choosing and compiling kernels (bf16 on a CPU: tenths of a second)."""
+        pay for choosing and compiling kernels."""
         self._forward(torch.zeros(1, SOURCE_CHANNELS, self.size, self.size, device=self.device))
 
     def _spent(self, stage: str, start: float) -> None:

@@ -33,7 +33,15 @@ from aiohttp import web
 from .. import media
 from ..config import number
 from ..errors import DhliveError
-from ..formats import IMAGE_DIR, IMAGE_PATTERN, META_FILE, avatars_dir, cache_dir
+from ..formats import (
+    AVATAR_RENDERER_DIR,
+    IMAGE_DIR,
+    IMAGE_PATTERN,
+    META_FILE,
+    RENDER_MODEL_FILE,
+    avatars_dir,
+    cache_dir,
+)
 from .jobs import VIDEO_FILE, JobQueue
 
 STATIC = Path(__file__).with_name("static")
@@ -89,7 +97,7 @@ def avatar_summary(folder: Path) -> dict | None:
         "name": folder.name,
         "frames": frames,
         "seconds": round(frames / fps, 2),
-        "own_renderer": (folder / "renderer" / "render_model.pt").is_file(),
+        "own_renderer": (folder / AVATAR_RENDERER_DIR / RENDER_MODEL_FILE).is_file(),
         "thumbnail": f"/api/avatars/{folder.name}/thumbnail.jpg",
     }
 
@@ -217,18 +225,20 @@ async def start_live(request: web.Request) -> web.Response:
         return fail(400, "send JSON with sdp, type and avatar")
     if state["live"] is None:
         return fail(503, "live mode is not available on this server")
-    if len(viewers) >= cfg.max_viewers:
-        return fail(503, f"busy: {len(viewers)} live viewers already (the limit is {cfg.max_viewers}); try again later")
     folder = avatar_folder(state["avatars"], name)
     if folder is None:
         return fail(404, f"no avatar named {name!r}")
+    if len(viewers) + state["starting"] >= cfg.max_viewers:
+        return fail(503, f"busy: {len(viewers)} live viewers already (the limit is {cfg.max_viewers}); try again later")
     from .live import Viewer
 
-    loop = asyncio.get_running_loop()
+    state["starting"] += 1  # a slot held while the avatar loads, so two offers cannot both take the last one
     try:
-        avatar = await loop.run_in_executor(None, state["live"], folder)
+        avatar = await asyncio.get_running_loop().run_in_executor(None, state["live"], folder)
     except DhliveError as e:
         return fail(400, str(e))
+    finally:
+        state["starting"] -= 1
     viewer = Viewer(avatar)
     viewers[viewer.id] = viewer
 
@@ -303,8 +313,14 @@ def make_app(
     app = web.Application()
     jobs = JobQueue(Path(work or cache_dir() / "serve_jobs"), render, cfg.max_waiting_jobs)
     viewers: dict = {}
-    app[APP_KEY] = {"config": cfg, "avatars": Path(avatars or avatars_dir()), "jobs": jobs, "live": live}
-    app[APP_KEY]["viewers"] = viewers
+    app[APP_KEY] = {
+        "config": cfg,
+        "avatars": Path(avatars or avatars_dir()),
+        "jobs": jobs,
+        "live": live,
+        "viewers": viewers,
+        "starting": 0,  # viewers whose avatar is still loading
+    }
     app.router.add_get("/", index)
     app.router.add_static("/static", STATIC)
     app.router.add_get("/api/avatars", list_avatars)
