@@ -1,13 +1,16 @@
 """Every on-disk format of dhlive, defined and validated in one place.
 
-Avatar folder (written by `dhlive prepare`, read by every later stage), version 1:
+Avatar folder (written by `dhlive prepare`, read by every later stage), version 2:
 
     NAME/
       meta.json             format + version, fps, frame count, source, crop boxes,
                             rejected/interpolated frames and why, package versions
       image/%06d.png        face crops, crop_size x crop_size, RGB
-      source.mp4            the upright source at the avatar fps, frames 1:1 with image/
-                            (what paste-back composites into); odd sizes padded by 1 px
+      original.EXT          the input video, copied as it was: avatar frame i is frame
+                            meta["source_index"][i] of it decoded upright at the avatar
+                            fps (what paste-back composites into); or, for a photo,
+      source.mp4            the photo's generated motion, frames 1:1 with image/
+                            (meta["source_video"] names the file and says which)
       keypoint_rotate.pkl   {"version", "pixels" (N,478,3), "canonical" (N,478,3),
                              "blendshapes" (N,52)}
       face_mat_mask.pkl     {"version", "pose" (N,4,4), "euler" (N,3), "mean_face" (478,3),
@@ -16,6 +19,9 @@ Avatar folder (written by `dhlive prepare`, read by every later stage), version 
       renderer/             the avatar's own renderer, fine-tuned from the base (optional):
         render_model.pt     written last, when the fine-tune is done; its info says which
                             frames it trained on. train_state.pt, log.csv while it runs
+
+Version 1 folders (source.mp4 re-encoded with only the avatar's frames, 1:1) are still
+read: their meta.json has no "source_video".
 
 Coordinates: pixels are (x right, y down, z depth away from the camera, in x's pixel
 scale) in the upright source frame. Canonical is the person's frontal face: origin at
@@ -49,12 +55,14 @@ from .errors import DhliveError
 from .facemesh import N_BLENDSHAPES, N_LANDMARKS
 
 AVATAR_FORMAT = "dhlive-avatar"
-AVATAR_VERSION = 1
+AVATAR_VERSION = 2
+READ_AVATAR_VERSIONS = (1, 2)  # 1: source.mp4 always held the avatar's frames 1:1
 
 META_FILE = "meta.json"
 IMAGE_DIR = "image"
 IMAGE_PATTERN = "{:06d}.png"
-SOURCE_VIDEO_FILE = "source.mp4"
+SOURCE_VIDEO_FILE = "source.mp4"  # a photo's generated motion (and every version-1 source)
+ORIGINAL_VIDEO_STEM = "original"  # original.EXT: the input video, kept as it was
 KEYPOINTS_FILE = "keypoint_rotate.pkl"
 POSE_FILE = "face_mat_mask.pkl"
 AUDIO_FILE = "audio.wav"
@@ -196,7 +204,15 @@ class Avatar:
 
     @property
     def source_video_path(self) -> Path:
-        return self.root / SOURCE_VIDEO_FILE
+        """The video paste-back composites into (see source_video_frames)."""
+        return self.root / self.meta.get("source_video", {}).get("file", SOURCE_VIDEO_FILE)
+
+    @property
+    def source_video_frames(self) -> np.ndarray:
+        """(N,) avatar frame i is frame [i] of source_video_path decoded upright at the avatar fps."""
+        if self.meta.get("source_video", {}).get("kept_only", True):
+            return np.arange(self.n_frames)
+        return np.asarray(self.meta["source_index"], np.int64)
 
     def image_path(self, i: int) -> Path:
         return self.root / IMAGE_DIR / IMAGE_PATTERN.format(i)
@@ -294,17 +310,22 @@ def load_avatar(root: str | os.PathLike, check_images: bool = True) -> Avatar:
         isinstance(meta, dict) and meta.get("format") == AVATAR_FORMAT, root, f"{META_FILE} is not a dhlive avatar"
     )
     _require(
-        meta.get("version") == AVATAR_VERSION,
+        meta.get("version") in READ_AVATAR_VERSIONS,
         root,
-        f"format version {meta.get('version')} is not supported (this dhlive reads version {AVATAR_VERSION})",
+        f"format version {meta.get('version')} is not supported (this dhlive reads versions "
+        f"{', '.join(map(str, READ_AVATAR_VERSIONS))})",
     )
-    for key in ("n_frames", "fps", "crop_size", "crop_boxes", "source"):
+    for key in ("n_frames", "fps", "crop_size", "crop_boxes", "source") + (
+        ("source_video",) if meta["version"] > 1 else ()
+    ):
         _require(key in meta, root, f"{META_FILE} has no '{key}'")
     n = int(meta["n_frames"])
     _require(n > 0, root, "has no frames")
     _require(len(meta["crop_boxes"]) == n, root, f"{META_FILE} has {len(meta['crop_boxes'])} crop boxes for {n} frames")
+    _check_source_video(meta, n, root)
 
-    missing = [f for f in (KEYPOINTS_FILE, POSE_FILE, SOURCE_VIDEO_FILE) if not (root / f).exists()]
+    missing = [f for f in (KEYPOINTS_FILE, POSE_FILE, meta.get("source_video", {}).get("file", SOURCE_VIDEO_FILE))]
+    missing = [f for f in missing if not (root / f).exists()]
     if meta.get("has_audio"):
         missing += [AUDIO_FILE] if not (root / AUDIO_FILE).exists() else []
     _require(not missing, root, f"incomplete: missing {', '.join(missing)}")
@@ -313,7 +334,9 @@ def load_avatar(root: str | os.PathLike, check_images: bool = True) -> Avatar:
     pz = load_pickle(root / POSE_FILE)
     for fname, d in ((KEYPOINTS_FILE, kp), (POSE_FILE, pz)):
         _require(
-            isinstance(d, dict) and d.get("version") == AVATAR_VERSION, root, f"{fname} has an unsupported version"
+            isinstance(d, dict) and d.get("version") in READ_AVATAR_VERSIONS,
+            root,
+            f"{fname} has an unsupported version",
         )
     lower = _array(pz, "lower_face", (None, 3), root, POSE_FILE)
     avatar = Avatar(
@@ -339,6 +362,33 @@ def load_avatar(root: str | os.PathLike, check_images: bool = True) -> Avatar:
             f"(first: {IMAGE_PATTERN.format(absent[0]) if absent else ''})",
         )
     return avatar
+
+
+def _check_source_video(meta: dict, n: int, root: Path) -> None:
+    """meta["source_video"] (version 2) names a file inside the folder, and the frames it maps
+    avatar frames to increase: a stranger's avatar cannot point paste-back at another file."""
+    sv = meta.get("source_video")
+    if sv is None:
+        return
+    _require(
+        isinstance(sv, dict) and isinstance(sv.get("file"), str) and isinstance(sv.get("kept_only"), bool),
+        root,
+        f"{META_FILE}: source_video must give 'file' and 'kept_only'",
+    )
+    name = sv["file"]
+    _require(
+        name == Path(name).name and name not in ("", ".", ".."),
+        root,
+        f"{META_FILE}: source_video file {name!r} is not a plain file name",
+    )
+    if not sv["kept_only"]:
+        idx = meta.get("source_index")
+        ok = isinstance(idx, list) and len(idx) == n and all(isinstance(i, int) and i >= 0 for i in idx)
+        _require(
+            ok and all(a < b for a, b in zip(idx, idx[1:])),
+            root,
+            f"{META_FILE}: source_index must be {n} increasing frame numbers",
+        )
 
 
 AVATARS_ENV = "DHLIVE_AVATARS"  # where avatars named by a bare name live [default: ./avatars]

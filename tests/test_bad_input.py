@@ -17,7 +17,7 @@ import pytest
 import torch
 from conftest import SMALL_DISTILL, astronaut_frame, run_cli, talking, write_clip
 
-from dhlive import media
+from dhlive import formats, media
 
 TINY_RENDER = {
     "model": {"resolution": 128, "width": 8, "max_width": 32, "blocks": 1},
@@ -111,8 +111,9 @@ def test_inspect_finds_a_cut_short_crop(avatar_copy):
 
 
 def test_inspect_finds_a_source_video_of_other_frames(avatar_copy):
-    write_clip(avatar_copy / "source.mp4", [astronaut_frame()] * 3)
-    one_line(run_cli("inspect", avatar_copy), 1, "source.mp4")
+    source = formats.load_avatar(avatar_copy).source_video_path
+    write_clip(source, [astronaut_frame()] * 3)
+    one_line(run_cli("inspect", avatar_copy), 1, source.name, "has 3 frames")
 
 
 def test_inspect_passes_a_whole_avatar(face_avatar):
@@ -177,7 +178,7 @@ def test_infer_never_overwrites_its_input(models, speech_wav, face_avatar, tmp_p
     before = audio.read_bytes()
     one_line(run_cli(*infer_args(models, audio, face_avatar, audio)), 1, "is the input audio")
     assert audio.read_bytes() == before
-    source = face_avatar / "source.mp4"
+    source = formats.load_avatar(face_avatar).source_video_path
     before = source.stat().st_mtime_ns
     one_line(run_cli(*infer_args(models, speech_wav, face_avatar, source)), 1, "inside the avatar folder")
     assert source.stat().st_mtime_ns == before

@@ -85,6 +85,38 @@ def test_avatar_round_trip(face_avatar, tmp_path):
     assert b.read_crop(0).shape == (a.crop_size, a.crop_size, 3)
 
 
+def _edit_meta(folder, **changes):
+    meta = json.loads((folder / "meta.json").read_text())
+    meta.update(changes)
+    (folder / "meta.json").write_text(json.dumps(meta))
+
+
+def test_source_video_must_stay_inside_the_folder(face_avatar, tmp_path):
+    copy = tmp_path / "a"
+    shutil.copytree(face_avatar, copy)
+    meta = json.loads((copy / "meta.json").read_text())
+    for name in ("../../etc/passwd", "/etc/passwd", ".."):
+        _edit_meta(copy, source_video={**meta["source_video"], "file": name})
+        with pytest.raises(DhliveError, match="not a plain file name"):
+            formats.load_avatar(copy)
+    _edit_meta(copy, source_video=meta["source_video"], source_index=meta["source_index"][::-1])
+    with pytest.raises(DhliveError, match="increasing frame numbers"):
+        formats.load_avatar(copy)
+
+
+def test_version_1_avatar_is_still_read(face_avatar, tmp_path):
+    """Version 1: no source_video in meta.json; source.mp4 holds the avatar's frames 1:1."""
+    copy = tmp_path / "a"
+    shutil.copytree(face_avatar, copy)
+    a = formats.load_avatar(copy)
+    a.source_video_path.rename(copy / "source.mp4")
+    meta = {k: v for k, v in a.meta.items() if k != "source_video"}
+    (copy / "meta.json").write_text(json.dumps({**meta, "version": 1}))
+    b = formats.load_avatar(copy)
+    assert b.source_video_path == copy / "source.mp4"
+    assert b.source_video_frames.tolist() == list(range(b.n_frames))
+
+
 @pytest.mark.parametrize(
     "damage, message",
     [

@@ -1,9 +1,10 @@
 from fractions import Fraction
 
 import av
+import cv2
 import numpy as np
 import pytest
-from conftest import write_clip
+from conftest import astronaut_frame, write_clip
 
 from dhlive import media
 from dhlive.errors import DhliveError
@@ -163,3 +164,17 @@ def test_truncated_faststart_mp4_decodes_what_is_there_and_says_so(tmp_path):
     assert 0 < len(frames) < 50
     assert [frame_index(f) for f in frames] == list(range(len(frames)))
     assert len(warnings) == 1 and "truncated" in warnings[0] and "cut.mp4" in warnings[0]
+
+
+@pytest.mark.parametrize("colorspace", [2, 1])  # untagged (read as BT.601), BT.709
+def test_fast_colour_conversion_matches_swscale(colorspace):
+    """frame_to_rgb's OpenCV path gives swscale's colours (within rounding), for either matrix."""
+    rgb = cv2.resize(astronaut_frame(), (160, 120), interpolation=cv2.INTER_AREA)
+    frame = media.rgb_to_frame(rgb)
+    assert frame.format.name == "yuv420p"
+    frame.colorspace = colorspace
+    want = frame.to_ndarray(format="rgb24").astype(int)
+    got = media.frame_to_rgb(frame).astype(int)
+    assert np.abs(got - want).mean() < 1.5 and np.abs(got - want).max() <= 8
+    if colorspace == 2:  # and the round trip through yuv420p keeps the picture
+        assert np.abs(got - rgb).mean() < 3

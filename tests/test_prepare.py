@@ -17,7 +17,7 @@ from conftest import (
 
 import dhlive.data.prepare as prepare_module
 from dhlive import formats, media
-from dhlive.data.prepare import PrepareConfig, prepare
+from dhlive.data.prepare import PrepareConfig, crop_face, prepare
 from dhlive.errors import DhliveError
 
 FAST = PrepareConfig(size=128)
@@ -142,6 +142,17 @@ def test_short_gap_is_interpolated_long_gap_dropped(tmp_path):
     assert a.n_frames == 20
     assert a.meta["rejected"] == [{"reason": "no face", "frames": [[10, 39]]}]
     assert a.meta["segments"] == [[0, 9], [40, 49]]
+    # the source video is the input kept as it was; the avatar's frames are picked from it
+    assert a.source_video_path.read_bytes() == (tmp_path / "long.mp4").read_bytes()
+    assert a.source_video_frames.tolist() == list(range(10)) + list(range(40, 50))
+    source = media.SourceFrames(a)
+    try:
+        assert len(source) == 20
+        for i in (0, 9, 10, 19):  # each source frame is the one its crop was cut from
+            crop = crop_face(np.asarray(source[i]), a.crop_boxes[i], a.crop_size)
+            assert np.abs(crop.astype(int) - a.read_crop(i)).mean() < 1.0, i
+    finally:
+        source.close()
 
 
 def test_portrait_video_with_rotation_metadata(tmp_path):

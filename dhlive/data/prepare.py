@@ -3,13 +3,14 @@
 Two passes over the frames. Pass 1 finds the face in every frame (the one speaking to
 camera when there are several) and is cached, so an interrupted run resumes. Then the
 frames are judged (no face, turned too far, too small), short gaps are interpolated,
-the head pose is fitted, and crop boxes are smoothed. Pass 2 writes the crops and the
-upright fps-normalised source video. Everything is built in a hidden `.NAME.partial`
+the head pose is fitted, and crop boxes are smoothed. Pass 2 writes the crops, and keeps
+a copy of the input video for paste-back. Everything is built in a hidden `.NAME.partial`
 folder that is renamed to NAME only when complete (see formats.py for the layout).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -358,7 +359,7 @@ def _build(
     fit = pose.fit_poses(pixels, det["matrix"][kept], segments, cfg.pose_smoothing)
     lower = masks.lower_face_polygon(fit.mean_face)
     boxes = crop_boxes(fit, lower, segments, cfg)
-    _write_frames(info, cfg, work, kept, boxes, len(det["n_faces"]), progress)
+    source_video = _write_frames(info, cfg, work, kept, boxes, len(det["n_faces"]), progress)
     audio_meta = _write_audio(info, cfg, work, notes)
     meta = {
         "name": name,
@@ -375,6 +376,7 @@ def _build(
             "frames": len(det["n_faces"]),
         },
         "source_index": kept.tolist(),
+        "source_video": source_video,
         "segments": [[int(kept[a]), int(kept[b - 1])] for a, b in segments],
         "crop_boxes": np.round(boxes, 2).tolist(),
         **report,
@@ -464,8 +466,10 @@ def _write_frames(
     boxes: np.ndarray,
     n_src: int,
     progress: bool,
-) -> None:
-    """Pass 2: the crops and the upright source video, frames 1:1 with the avatar."""
+) -> dict:
+    """Pass 2: the crops, and the source video paste-back composites into: the input video
+    copied as it was (no re-encoding: as fast as a copy, and no generation loss), or a photo's
+    motion encoded frame for frame. Returns meta's "source_video"."""
     image_dir = work / formats.IMAGE_DIR
     shutil.rmtree(image_dir, ignore_errors=True)
     image_dir.mkdir()
@@ -480,19 +484,27 @@ def _write_frames(
         ):
             raise DhliveError(f"{image_dir}: cannot write crops (disk full?)")
 
+    if info.is_image:
+        source = {"file": formats.SOURCE_VIDEO_FILE, "kept_only": True}
+        video = media.Mp4Writer(work / source["file"], cfg.fps, info.width, info.height, crf=16)
+    else:
+        suffix = info.path.suffix.lower() if re.fullmatch(r"\.[A-Za-z0-9]{1,5}", info.path.suffix) else ".video"
+        source = {"file": formats.ORIGINAL_VIDEO_STEM + suffix, "kept_only": False}
+        video = contextlib.nullcontext()
     bar = tqdm(total=len(kept), desc="writing crops", unit="frame", disable=not progress)
     pending = []
-    with (
-        ThreadPoolExecutor(max_workers=2) as pool,
-        media.Mp4Writer(work / formats.SOURCE_VIDEO_FILE, cfg.fps, info.width, info.height, crf=16) as video,
-    ):
+    written = 0
+    with ThreadPoolExecutor(max_workers=2) as pool, video:
+        copy = None if info.is_image else pool.submit(_copy_file, info.path, work / source["file"])
         for i, frame in enumerate(_frames(info, cfg)):
             if i >= n_src:
                 break
             j = slot[i]
             if j < 0:
                 continue
-            video.write(frame)
+            if info.is_image:
+                video.write(frame)
+            written += 1
             pending.append(pool.submit(write_crop, j, frame))
             if len(pending) >= 8:
                 pending.pop(0).result()
@@ -500,9 +512,19 @@ def _write_frames(
         for f in pending:
             f.result()
             bar.update(1)
+        if copy is not None:
+            copy.result()
     bar.close()
-    if video.n_frames != len(kept):
-        raise DhliveError(f"{info.path}: the second read gave {video.n_frames} usable frames, the first {len(kept)}")
+    if written != len(kept):
+        raise DhliveError(f"{info.path}: the second read gave {written} usable frames, the first {len(kept)}")
+    return source
+
+
+def _copy_file(src: Path, dst: Path) -> None:
+    try:
+        shutil.copyfile(src, dst)
+    except OSError as e:
+        raise DhliveError(f"{dst.parent}: cannot copy the input video here ({e.strerror})") from None
 
 
 def _write_audio(info: media.MediaInfo, cfg: PrepareConfig, work: Path, notes: list) -> dict | None:

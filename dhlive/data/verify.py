@@ -13,7 +13,7 @@ from ..formats import Avatar, load_avatar
 
 def verify_avatar(path, progress: bool = False) -> Avatar:
     """The avatar at `path`, after load_avatar's checks of its files and arrays, with every
-    crop decoding to its size and source.mp4 holding the avatar's frames at its size; any
+    crop decoding to its size and the source video holding the avatar's frames at its size; any
     problem is one DhliveError naming the file."""
     avatar = load_avatar(path)
     size = (avatar.crop_size, avatar.crop_size)
@@ -27,6 +27,7 @@ def verify_avatar(path, progress: bool = False) -> Avatar:
                 f"are {size[0]}x{size[1]}"
             )
     w, h = avatar.source_size
+    need = int(avatar.source_video_frames[-1]) + 1
     n = 0
     for frame in media.iter_frames(avatar.source_video_path, avatar.fps):
         if frame.shape[1] < w or frame.shape[0] < h:
@@ -34,8 +35,10 @@ def verify_avatar(path, progress: bool = False) -> Avatar:
                 f"{avatar.source_video_path}: frames are {frame.shape[1]}x{frame.shape[0]}, the avatar's source {w}x{h}"
             )
         n += 1
-    if n < avatar.n_frames:
-        raise DhliveError(f"{avatar.source_video_path}: has {n} frames, the avatar {avatar.n_frames}")
+        if n == need:
+            break
+    if n < need:
+        raise DhliveError(f"{avatar.source_video_path}: has {n} frames, the avatar needs {need}")
     if avatar.audio_path is not None and len(media.load_audio(avatar.audio_path)) == 0:
         raise DhliveError(f"{avatar.audio_path}: has no samples")
     return avatar

@@ -20,7 +20,7 @@ from .. import metrics as M
 from ..constants import FPS, SAMPLE_RATE
 from ..errors import DhliveError
 from ..facemesh import LIPS, aperture
-from ..formats import META_FILE, SOURCE_VIDEO_FILE, load_avatar, write_json
+from ..formats import META_FILE, load_avatar, write_json
 from ..render.frames import pingpong
 from .faces import FaceTrack
 from .plots import aperture_plot, mouth_strip, save_series, spread
@@ -84,7 +84,7 @@ def resolve_reference(reference) -> tuple[Path, np.ndarray | None, tuple[int, in
             raise DhliveError(f"{ref}: a folder, but not an avatar (no {META_FILE}); pass a video or an avatar folder")
         avatar = load_avatar(ref, check_images=False)
         audio = media.load_audio(avatar.audio_path) if avatar.audio_path else None
-        return ref / SOURCE_VIDEO_FILE, audio, avatar.source_size
+        return avatar.source_video_path, audio, avatar.source_size
     return ref, _audio_of(ref), None
 
 
