@@ -200,8 +200,10 @@ def frame_to_rgb(frame: av.VideoFrame) -> np.ndarray:
 
 
 def rgb_to_frame(rgb: np.ndarray) -> av.VideoFrame:
-    """An RGB uint8 image of even sides as a yuv420p video frame (BT.601, limited range, untagged:
-    what swscale makes of an RGB frame, and what frame_to_rgb reads back)."""
+    """An RGB uint8 image as a video frame: yuv420p (BT.601, limited range, untagged: what
+    swscale makes of an RGB frame, and what frame_to_rgb reads back) when its sides are even."""
+    if rgb.shape[0] % 2 or rgb.shape[1] % 2:
+        return av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
     return av.VideoFrame.from_ndarray(cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420), format="yuv420p")
 
 

@@ -26,6 +26,7 @@ import av
 import numpy as np
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 
+from .. import media
 from ..constants import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME
 from ..infer import LiveSession
 from ..models import DEFAULT_STREAM_AUDIO_MODEL, load_models
@@ -182,7 +183,7 @@ class AvatarVideo(MediaStreamTrack):
         if got is not None:
             self.last, sound, _ = got
             self.voice.add(sound)
-        frame = av.VideoFrame.from_ndarray(self.last, format="rgb24")
+        frame = media.rgb_to_frame(self.last)  # yuv420p: the encoder takes it without a conversion
         frame.pts, frame.time_base = self.n * VIDEO_CLOCK // FPS, fractions.Fraction(1, VIDEO_CLOCK)
         self.n += 1
         self.sent += 1
