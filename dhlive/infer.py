@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import os
 import time
+from collections import deque
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,8 @@ from .facemesh import aperture
 from .formats import find_avatar
 from .models import DEFAULT_STREAM_AUDIO_MODEL, load_models, renderer_source
 from .render.frames import FramePipeline, InferConfig, run_threaded
+
+RECORD_FRAMES = 15000  # a live session's latency and mouth records keep its last 10 minutes
 
 
 def check_out(out, audio, avatar_dir) -> None:
@@ -159,12 +162,14 @@ class LiveSession:
         pipe.warm_up()  # the first frame is due within the latency bound too
         self.t = 0  # next output frame
         self.samples = 0
-        self.arrival: list[float] = []  # when the sound of each frame had arrived
+        self.arrival: deque[float] = deque()  # when the sound of each frame arrived, from frame arrival_frame on
+        self.arrival_frame = 0
         self.last: np.ndarray | None = None
-        self.opening = 0.0
+        self.opening = 0.0  # the mouth opening drawn in the last frame (aperture of its lips)
         self.repeated = 0
-        self.latency: list[float] = []  # seconds from a frame's sound to the frame written
-        self.openings: list[float] = []  # the mouth opening drawn in each frame (aperture of its lips)
+        # seconds from a frame's sound to the frame written, over the last RECORD_FRAMES frames
+        # (a live session may run for hours)
+        self.latency: deque[float] = deque(maxlen=RECORD_FRAMES)
 
     def push(self, chunk: np.ndarray, arrived: float) -> list[tuple[np.ndarray, float]]:
         """(frame, the time its sound arrived) for each frame the chunk completes."""
@@ -185,7 +190,10 @@ class LiveSession:
         for c in coeffs:
             if self.t >= n_video_frames(self.samples) and self.samples:
                 break  # the look-ahead's padding past the end of the audio
-            arrived = self.arrival[min(self.t, len(self.arrival) - 1)]
+            while len(self.arrival) > 1 and self.arrival_frame < self.t:  # the last one stands for any later
+                self.arrival.popleft()
+                self.arrival_frame += 1
+            arrived = self.arrival[0]
             late = self.live and time.perf_counter() - arrived > self.cfg.max_latency_ms / 1000
             if late and self.last is not None:
                 self.repeated += 1
@@ -193,7 +201,6 @@ class LiveSession:
                 frame = self.pipe.prepare(self.t, c)
                 self.last = self.pipe.paste(frame, self.pipe.render([frame])[0])
                 self.opening = float(aperture(frame.lips[0]))
-            self.openings.append(self.opening)
             out.append((self.last, arrived))
             self.t += 1
         return out

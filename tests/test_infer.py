@@ -328,3 +328,31 @@ def test_bf16_draws_what_fp32_draws(face_avatar):
             pipe.close()
     mse = ((drawn["fp32"] - drawn["bf16"]) ** 2).mean()
     assert 0 < mse and 10 * np.log10(255**2 / mse) >= 40
+
+
+def test_live_session_records_stay_bounded_and_time_each_frame_by_its_own_sound(
+    models, face_avatar, speech, monkeypatch
+):
+    """An hours-long live session keeps only its recent latency records; each frame's latency
+    counts from when its own 40 ms of sound arrived (the look-ahead later)."""
+    import dhlive.infer as I
+    from dhlive.constants import SAMPLES_PER_FRAME
+    from dhlive.models import load_models
+
+    monkeypatch.setattr(I, "RECORD_FRAMES", 8)
+    model, basis, renderer = load_models(models[0], models[1], avatar=face_avatar)
+    pipe = FramePipeline(face_avatar, renderer, basis, InferConfig())
+    try:
+        session = I.LiveSession(pipe, model, InferConfig(), live=False)
+        arrivals, frames = [], []
+        for k in range(30):
+            arrivals.append(1000.0 + k)  # a made-up clock: chunk k arrived at 1000 + k
+            frames += session.push(speech[k * SAMPLES_PER_FRAME : (k + 1) * SAMPLES_PER_FRAME], arrivals[-1])
+        frames += session.finish()
+    finally:
+        pipe.close()
+    assert [arrived for _, arrived in frames[:30]] == arrivals[: len(frames[:30])]
+    assert len(session.arrival) <= len(arrivals) - len(frames) + 2
+    for _, arrived in frames:
+        session.delivered(arrived)
+    assert len(session.latency) == 8

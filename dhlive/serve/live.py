@@ -28,7 +28,7 @@ from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 
 from .. import media
 from ..constants import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME
-from ..infer import LiveSession
+from ..infer import RECORD_FRAMES, LiveSession
 from ..models import DEFAULT_STREAM_AUDIO_MODEL, load_models
 from ..render.frames import FramePipeline, InferConfig
 
@@ -53,7 +53,8 @@ class LiveAvatar:
         self.heard: deque[np.ndarray] = deque()  # chunks pushed whose frames are not out yet
         self.out: deque[tuple[np.ndarray, np.ndarray, float]] = deque(maxlen=FRAME_QUEUE)
         self.dropped = 0
-        self.spoken: list[tuple[float, float]] = []  # (loudness of its sound, mouth opening) per frame
+        # (loudness of its sound, mouth opening) of the last RECORD_FRAMES frames
+        self.spoken: deque[tuple[float, float]] = deque(maxlen=RECORD_FRAMES)
         self.stop = threading.Event()
         self.worker = threading.Thread(target=self._tick, daemon=True, name="dhlive-live")
         self.worker.start()
@@ -108,7 +109,7 @@ class LiveAvatar:
             self.heard.append(chunk)
             for frame, arrived in self.session.push(chunk, time.perf_counter()):
                 sound = self.heard.popleft()
-                self.spoken.append((float(np.sqrt(np.mean(sound**2))), self.session.openings[-1]))
+                self.spoken.append((float(np.sqrt(np.mean(sound**2))), self.session.opening))
                 with self.lock:
                     if len(self.out) == self.out.maxlen:
                         self.dropped += 1
