@@ -161,6 +161,11 @@ def unseen_faces(args, progress: bool) -> dict:
         row = {"name": clip.stem}
         out = args.work / "unseen"
         zero = selfreenact(folder, drive="real", renderer=args.renderer, out_dir=out / "zero_shot", progress=progress)
+        if args.zero_shot_only:
+            row["zero_shot"] = {k: zero.get(k) for k in UNSEEN_KEYS}
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+            continue
         t0 = time.time()
         if not (folder / "renderer" / "render_model.pt").exists():
             finetune_avatar(folder, holdout=0.2, progress=progress)
@@ -186,6 +191,11 @@ def unseen_faces(args, progress: bool) -> dict:
         row["cross_audio"] = cross
         rows.append(row)
         print(json.dumps(row), flush=True)
+    if args.zero_shot_only:
+        return {
+            "faces": rows,
+            "mean": {"zero_shot": {k: _mean([r["zero_shot"][k] for r in rows]) for k in UNSEEN_KEYS}},
+        }
     mean = {
         stage: {k: _mean([r[stage][k] for r in rows]) for k in UNSEEN_KEYS} for stage in ("zero_shot", "fine_tuned")
     }
@@ -211,6 +221,11 @@ def main():
     ap.add_argument("--cross-avatar", default="LivePortrait__d6", help="the avatar that says the data/audio recordings")
     ap.add_argument("--work", type=Path, default=Path("work/bench_quality"), help="reports, plots and videos go here")
     ap.add_argument("--sections", nargs="+", default=list(SECTIONS), choices=SECTIONS, help="which sections to run")
+    ap.add_argument(
+        "--zero-shot-only",
+        action="store_true",
+        help="unseen faces: the base renderer (--renderer) alone, no fine-tune and no cross-audio (to compare bases)",
+    )
     ap.add_argument("--json", default="bench_quality.json")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args()

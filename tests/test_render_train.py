@@ -187,6 +187,43 @@ def test_training_steps_lower_the_loss(pack):
     assert after < 0.6 * before, (before, after)
 
 
+def test_colour_jitter_changes_a_samples_window_prompt_references_and_target_alike(pack):
+    """One colour change per sample, the same in what the network sees and what it must draw:
+    the references then tell the colours, memory of other faces does not."""
+    plain, cfg = tiny_batches(pack, 2)
+    jittered = T.Batches(plain.avatars, plain.basis, T.TrainRenderConfig(**{**TINY, "batch": 2, "colour_jitter": 1.0}))
+    a, b = plain.batch(7), jittered.batch(7)
+    assert b["references"].shape[0] == 2 and b["reference_index"].tolist() == [0, 1]  # a set per sample
+    refs = plain.avatars[0].references.reshape(-1, 4, *plain.avatars[0].references.shape[1:])
+    for n in range(2):
+        before = a["target"][n].reshape(3, -1).T.numpy()  # the same frame: the colour draw comes after it
+        after = b["target"][n].reshape(3, -1).T.numpy()
+        inside = (after > 0.02).all(1) & (after < 0.98).all(1)  # not clipped
+        m = np.linalg.lstsq(before[inside], after[inside], rcond=None)[0].T  # the colour change, fitted
+        assert np.abs(m - np.eye(3)).max() > 0.02  # a real change
+        assert np.abs(before[inside] @ m.T - after[inside]).max() < 1e-3  # and linear
+        ref_before = refs[:, :3].transpose(0, 2, 3, 1).reshape(-1, 3)
+        ref_after = b["references"][n].reshape(-1, 4, *refs.shape[2:])[:, :3].permute(0, 2, 3, 1).reshape(-1, 3)
+        ok = (ref_after.numpy() > 0.02).all(1) & (ref_after.numpy() < 0.98).all(1)
+        assert np.abs(ref_before[ok] @ m.T - ref_after.numpy()[ok]).max() < 1e-3  # the same change
+        assert torch.equal(b["references"][n].reshape(-1, 4, *refs.shape[2:])[:, 3], torch.from_numpy(refs[:, 3]))
+    assert np.allclose(T.colour_change(np.random.default_rng(0), 0.0), np.eye(3))
+
+
+def test_avatars_balance_draws_each_avatar_alike(pack):
+    import dataclasses
+
+    plain, _ = tiny_batches(pack, 2)
+    big = plain.avatars[0]
+    small = dataclasses.replace(big, n_train=10)  # a short clip beside a long one
+    by_frames = T.Batches([big, small], plain.basis, T.TrainRenderConfig(**TINY))
+    assert by_frames.p[0] == pytest.approx(big.n_train / (big.n_train + 10))
+    by_avatar = T.Batches([big, small], plain.basis, T.TrainRenderConfig(**{**TINY, "balance": "avatars"}))
+    assert by_avatar.p.tolist() == [0.5, 0.5]
+    with pytest.raises(DhliveError, match="balance"):
+        T.TrainRenderConfig(**{**TINY, "balance": "people"})
+
+
 def test_prefetched_batches_equal_the_steps_own(pack):
     # the GPU path builds batches ahead on threads; they must be the very batches of their steps
     batches, _ = tiny_batches(pack, 3)

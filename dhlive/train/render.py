@@ -44,7 +44,7 @@ from ..metrics import checkerboard, psnr, sharpness, ssim
 from ..mouth import MouthFitConfig, mouth_deltas
 from ..render import inputs
 from ..render.checkpoint import load_renderer, save_renderer
-from ..render.model import Renderer, preset
+from ..render.model import REFERENCE_CHANNELS, Renderer, preset
 from .gan import PatchDiscriminator, lsgan_g, mouth_crops, real_vs_fake, stack_time
 from .grid import grid_excess
 from .loop import EVAL_FILE, LOG_FILE, PLOT_FILE, RunningMean, TrainRun, cosine_lr, write_plot
@@ -54,6 +54,7 @@ from .perceptual import STLPIPS
 STRIP_FILE = "eval_strip.png"
 SAMPLE_DIR = "samples"
 STAGES = ("frame", "clip")
+BALANCES = ("frames", "avatars")
 
 
 @dataclass
@@ -77,6 +78,8 @@ class TrainRenderConfig(MouthFitConfig):
     grid_weight: float = 0.0  # penalty on the mouth's pixel grid beyond the real one's (train/grid.py)
     gan_start: int = 500  # reconstruction-only steps before the discriminators join
     coeff_noise: float = 0.15  # std of noise on the real mouth's PCA coefficients (units: std of the first)
+    colour_jitter: float = 0.0  # strength of one random colour change per sample (colour_change; 0: none)
+    balance: str = "frames"  # frames: each avatar drawn by its frame count; avatars: each alike
     holdout: float = 0.0  # last fraction of each avatar's frames kept out of training and scored
     seed: int = 0
     log_every: int = 25
@@ -87,6 +90,8 @@ class TrainRenderConfig(MouthFitConfig):
     def __post_init__(self):
         super().__post_init__()
         choice("stage", self.stage, STAGES)
+        choice("balance", self.balance, BALANCES)
+        number("colour_jitter", self.colour_jitter, low=0, high=3)
         fields(self, "steps batch log_every sample_every checkpoint_every", low=1, integer=True)
         fields(self, "warmup perceptual_window gan_start seed eval_every", low=0, integer=True)
         fields(self, "lr lr_d", low=0, above=True)
@@ -109,14 +114,46 @@ class TrainRenderConfig(MouthFitConfig):
 # --- batches ------------------------------------------------------------------------------------
 
 
-def frame_inputs(av: AvatarFrames, i: int, coeffs: np.ndarray, basis) -> dict:
-    """Everything one frame contributes to a batch, built as inference builds it."""
+def colour_change(rng: np.random.Generator, strength: float) -> np.ndarray:
+    """A random linear colour change (3x3, RGB): white balance, saturation, hue and brightness,
+    at `strength` 1 about as far as lighting, cameras and make-up move a face's colours.
+
+    Applied alike to a training sample's window, prompt, references and target, it makes the
+    colours read from the references right and the colours remembered from training faces
+    wrong: the network learns to copy lips, teeth and skin from the person's own frames.
+    Linear, so black (outside the prompt, the repaint hole) stays black."""
+    gains = np.exp(rng.normal(0.0, 0.08 * strength, 3))
+    saturation = np.exp(rng.uniform(-0.3, 0.3) * strength)
+    hue = np.deg2rad(rng.uniform(-12.0, 12.0) * strength)
+    brightness = np.exp(rng.uniform(-0.15, 0.15) * strength)
+    luma = np.array([[0.299, 0.587, 0.114]])
+    desaturate = saturation * np.eye(3) + (1.0 - saturation) * np.ones((3, 1)) @ luma
+    k = np.ones(3) / np.sqrt(3.0)  # the grey axis: a hue turn is a rotation about it
+    cross = np.array([[0.0, -k[2], k[1]], [k[2], 0.0, -k[0]], [-k[1], k[0], 0.0]])
+    turn = np.eye(3) + np.sin(hue) * cross + (1.0 - np.cos(hue)) * cross @ cross
+    return (brightness * np.diag(gains) @ turn @ desaturate).astype(np.float32)
+
+
+def recolour_references(references: np.ndarray, colour: np.ndarray) -> np.ndarray:
+    """(n * REFERENCE_CHANNELS, R, R) references with `colour` applied to each one's RGB."""
+    refs = references.reshape(-1, REFERENCE_CHANNELS, *references.shape[1:]).copy()
+    refs[:, :3] = np.clip(np.einsum("ij,njhw->nihw", colour, refs[:, :3]), 0.0, 1.0)
+    return refs.reshape(references.shape)
+
+
+def frame_inputs(av: AvatarFrames, i: int, coeffs: np.ndarray, basis, colour: np.ndarray | None = None) -> dict:
+    """Everything one frame contributes to a batch, built as inference builds it; `colour` (3x3)
+    changes the colours of the window and prompt alike (colour_change)."""
     size = av.windows.shape[1]
     prompt, sketch, _ = inputs.mouth_prompt(coeffs, basis, av.rest, av.arrays["canonical_to_window"][i], size)
     repaint = inputs.repaint_mask(av.arrays["repaint"][i], size)
+    window = av.windows[i]
+    if colour is not None:
+        window = np.clip(window.astype(np.float32) @ colour.T, 0.0, 255.0)
+        prompt = np.clip(prompt @ colour.T, 0.0, 1.0)
     return {
-        "source": inputs.source_input(av.windows[i], repaint, prompt, sketch),
-        "target": av.windows[i].transpose(2, 0, 1).astype(np.float32) / 255.0,
+        "source": inputs.source_input(window, repaint, prompt, sketch),
+        "target": window.transpose(2, 0, 1).astype(np.float32) / 255.0,
         "paste": inputs.paste_mask(repaint)[None],
         "box": np.array(inputs.mouth_box(av.lips_window(i), size)),
     }
@@ -126,22 +163,28 @@ class Batches:
     def __init__(self, avatars: list[AvatarFrames], basis, cfg: TrainRenderConfig, rank: int = 0):
         self.avatars, self.basis, self.cfg, self.rank = avatars, basis, cfg, rank
         self.t = cfg.clip_frames if cfg.stage == "clip" else 1
-        weights = np.array([max(a.n_train - self.t + 1, 1) for a in avatars], np.float64)
+        if cfg.balance == "avatars":
+            weights = np.ones(len(avatars))
+        else:
+            weights = np.array([max(a.n_train - self.t + 1, 1) for a in avatars], np.float64)
         self.p = weights / weights.sum()
 
     def batch(self, step: int) -> dict:
         rng = np.random.default_rng([self.cfg.seed, step, self.rank])
         n_seq = max(1, self.cfg.batch // self.t)
-        items, which = [], []
+        items, which, refs = [], [], []
         for _ in range(n_seq):
             k = int(rng.choice(len(self.avatars), p=self.p))
             av = self.avatars[k]
             start = int(rng.integers(0, max(av.n_train - self.t + 1, 1)))
+            colour = colour_change(rng, self.cfg.colour_jitter) if self.cfg.colour_jitter else None
             for i in range(start, start + self.t):
                 c = av.coeffs[i] + self.cfg.coeff_noise * rng.standard_normal(av.coeffs.shape[1]).astype(np.float32)
-                items.append(frame_inputs(av, min(i, av.n_train - 1), c, self.basis))
+                items.append(frame_inputs(av, min(i, av.n_train - 1), c, self.basis, colour))
                 which.append(k)
-        return collate(items, which, self.avatars)
+                if colour is not None:
+                    refs.append(recolour_references(av.references, colour))
+        return collate(items, which, self.avatars, refs or None)
 
     def prefetch(self, start: int, end: int, workers: int, pin: bool = False):
         """Batches of steps start..end-1 in order, built `workers` at a time on threads (the prompts
@@ -165,9 +208,14 @@ class Batches:
                 yield b
 
 
-def collate(items: list[dict], which: list[int], avatars: list[AvatarFrames]) -> dict:
-    used = sorted(set(which))
+def collate(items: list[dict], which: list[int], avatars: list[AvatarFrames], refs: list | None = None) -> dict:
+    """A batch: each avatar's references once, or `refs`, one set per item (recoloured)."""
     out = {k: torch.from_numpy(np.stack([it[k] for it in items])) for k in ("source", "target", "paste", "box")}
+    if refs is not None:
+        out["references"] = torch.from_numpy(np.stack(refs))
+        out["reference_index"] = torch.arange(len(items))
+        return out
+    used = sorted(set(which))
     out["references"] = torch.from_numpy(np.stack([avatars[k].references for k in used]))
     out["reference_index"] = torch.tensor([used.index(k) for k in which])
     return out
