@@ -59,7 +59,7 @@ else
   resume=(); [ -f "$WORK/render_prompts/train_state.pt" ] && resume=(--resume)
   "$DHLIVE" train-render --avatars "${render[@]}" --out "$WORK/render_prompts" --init "$WORK/render/render_model.pt" \
     --mouth checkpoints/audio/pca.pkl --holdout 0 --config configs/render_base_cpu_prompts.yaml "${resume[@]}"
-  # fourth phase (30 min): packs of version 2, windows cut from source.mp4 as inference cuts
+  # fourth phase (30 min): packs of version 2, windows cut from the source video as inference cuts
   # them. (The shipped model ran phases 1-3 on version-1 packs cut from the crops; with this
   # dhlive every phase gets version-2 packs.)
   resume=(); [ -f "$WORK/render_source/train_state.pt" ] && resume=(--resume)
