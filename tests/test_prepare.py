@@ -211,3 +211,17 @@ def test_interrupted_prepare_leaves_no_avatar_and_resumes(face_clip, tmp_path, m
 def test_bad_name(face_clip, tmp_path):
     with pytest.raises(DhliveError, match="avatar name"):
         prepare(face_clip, "../evil", tmp_path, FAST, progress=False)
+
+
+def test_a_second_prepare_of_the_same_avatar_at_once_is_refused(face_clip, tmp_path):
+    """Two prepares of one avatar would write into one work folder; the second is told to wait,
+    and the first one's work is left alone."""
+    fcntl = pytest.importorskip("fcntl")
+    (tmp_path / ".busy.partial").mkdir()
+    with open(tmp_path / ".busy.lock", "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as the first prepare holds it
+        with pytest.raises(DhliveError, match="another `dhlive prepare` is building this avatar now"):
+            prepare(face_clip, "busy", tmp_path, FAST, progress=False)
+        assert (tmp_path / ".busy.partial").is_dir()
+    res = prepare(face_clip, "busy", tmp_path, FAST, progress=False)  # once it is free
+    assert res.path.is_dir() and not (tmp_path / ".busy.lock").exists()

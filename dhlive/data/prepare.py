@@ -329,6 +329,7 @@ def prepare(
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         work = out_dir / f".{name}.partial"
+        lock = _lock_avatar(out_dir / f".{name}.lock", final)
         work.mkdir(exist_ok=True)
     except OSError as e:
         raise DhliveError(f"{out_dir}: cannot create the avatar folder here ({e.strerror})") from None
@@ -338,6 +339,25 @@ def prepare(
     except DhliveError:
         shutil.rmtree(work, ignore_errors=True)  # a verdict on the input: nothing to resume
         raise
+    finally:
+        Path(lock.name).unlink(missing_ok=True)
+        lock.close()
+
+
+def _lock_avatar(path: Path, final: Path):
+    """An exclusive lock on building `final`, held while the open file lives: two prepares of
+    one avatar at once would write into the same work folder."""
+    f = open(path, "a")
+    try:
+        import fcntl
+    except ImportError:  # no advisory locks on this system
+        return f
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.close()
+        raise DhliveError(f"{final}: another `dhlive prepare` is building this avatar now; wait for it") from None
+    return f
 
 
 def _build(
