@@ -26,9 +26,9 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 
 av.logging.set_level(av.logging.PANIC)  # errors reach the user as DhliveError, not ffmpeg log lines
 
-# colour conversion: limited-range 4:2:0 goes through OpenCV's SIMD converters, which are
-# 8-10x faster than swscale's at 1080p; other formats through swscale. Both follow the
-# frame's colour matrix: BT.601 (also for untagged video, as swscale does) or BT.709.
+# colour conversion: limited-range 4:2:0 goes through OpenCV's SIMD converters, much faster
+# than swscale as PyAV calls it (docs/prepare.md); other formats through swscale. Both follow
+# the frame's colour matrix: BT.601 (also for untagged video, as swscale does) or BT.709.
 _BT601 = {2, 5, 6}  # AVCOL_SPC_UNSPECIFIED, BT470BG, SMPTE170M
 _BT709 = 1
 _LIMITED_RANGE = {0, 1}  # AVCOL_RANGE_UNSPECIFIED, MPEG
