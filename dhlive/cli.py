@@ -350,6 +350,14 @@ def train_render(
         )
 
 
+def _infer_config(batch, device, precision, backend, colour_match):
+    """The frame pipeline's settings from the options _infer_options adds."""
+    from .infer import InferConfig
+
+    colour_match = colour_match or InferConfig.colour_match
+    return InferConfig(batch=batch, device=device, precision=precision, backend=backend, colour_match=colour_match)
+
+
 def _infer_options(f):
     f = click.option(
         "--audio-model",
@@ -371,6 +379,13 @@ def _infer_options(f):
         help="The renderer's arithmetic; auto: bf16 on a GPU or a CPU with native bf16 (AVX-512 BF16, AMX), else fp32.",
     )(f)
     f = click.option(
+        "--backend",
+        type=click.Choice(["auto", "torch", "openvino"]),
+        default="auto",
+        show_default=True,
+        help="What runs the renderer; auto: OpenVINO on a CPU when it is installed, else PyTorch.",
+    )(f)
+    f = click.option(
         "--colour-match",
         type=click.Choice(["skin", "edge", "off"]),
         help="Before pasting: skin: the skin outside the mouth takes the frame's colour and smoothness; "
@@ -385,9 +400,8 @@ def _infer_options(f):
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="The mp4 to write.")
 @_infer_options
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def infer(audio_path, avatar, out, audio_model, renderer, device, batch, precision, colour_match, quiet):
+def infer(audio_path, avatar, out, audio_model, renderer, device, batch, precision, backend, colour_match, quiet):
     """Make AVATAR say AUDIO: a lip-synced H.264 + AAC mp4 at the avatar's resolution."""
-    from .infer import InferConfig
     from .infer import infer as run
 
     res = run(
@@ -397,13 +411,12 @@ def infer(audio_path, avatar, out, audio_model, renderer, device, batch, precisi
         audio_model=audio_model,
         renderer=renderer,
         progress=not quiet,
-        cfg=InferConfig(
-            batch=batch, device=device, precision=precision, colour_match=colour_match or InferConfig.colour_match
-        ),
+        cfg=_infer_config(batch, device, precision, backend, colour_match),
     )
     click.echo(
         f"{res['out']}: {res['frames']} frames ({res['audio_seconds']:.1f} s of audio) in {res['seconds']:.1f} s, "
-        f"{res['fps']:.1f} frames/s on {res['device']} (real-time factor {res['real_time_factor']:.2f}), "
+        f"{res['fps']:.1f} frames/s on {res['device']} ({res['backend']}, {res['precision']}; "
+        f"real-time factor {res['real_time_factor']:.2f}), "
         f"renderer: {res['renderer']}"
     )
 
@@ -416,9 +429,8 @@ def infer(audio_path, avatar, out, audio_model, renderer, device, batch, precisi
 @click.option("--out", help="An mp4 to write; without it raw rgb24 frames go to stdout.")
 @_infer_options
 @click.option("--realtime", is_flag=True, help="Read a file at the pace of speech, as a live source would arrive.")
-def stream(audio_path, avatar, out, audio_model, renderer, device, batch, precision, colour_match, realtime):
+def stream(audio_path, avatar, out, audio_model, renderer, device, batch, precision, backend, colour_match, realtime):
     """Render AVATAR while the audio arrives in 40 ms chunks; prints the latency at the end."""
-    from .infer import InferConfig
     from .infer import stream as run
 
     def announce(w, h):
@@ -431,9 +443,7 @@ def stream(audio_path, avatar, out, audio_model, renderer, device, batch, precis
         out if out else sys.stdout.buffer,
         audio_model=audio_model,
         renderer=renderer,
-        cfg=InferConfig(
-            batch=batch, device=device, precision=precision, colour_match=colour_match or InferConfig.colour_match
-        ),
+        cfg=_infer_config(batch, device, precision, backend, colour_match),
         realtime=realtime,
         stdin=sys.stdin.buffer,
         on_start=announce,
@@ -467,10 +477,21 @@ def stream(audio_path, avatar, out, audio_model, renderer, device, batch, precis
 )
 @_infer_options
 def serve(
-    avatars, host, port, work, max_upload_mb, max_viewers, audio_model, renderer, device, batch, precision, colour_match
+    avatars,
+    host,
+    port,
+    work,
+    max_upload_mb,
+    max_viewers,
+    audio_model,
+    renderer,
+    device,
+    batch,
+    precision,
+    backend,
+    colour_match,
 ):
     """A local web page: talk to an avatar live (microphone or text), or upload a recording for a video."""
-    from .infer import InferConfig
     from .serve import ServeConfig
     from .serve import serve as run
 
@@ -480,9 +501,7 @@ def serve(
         work=work,
         audio_model=audio_model,
         renderer=renderer,
-        infer_cfg=InferConfig(
-            batch=batch, device=device, precision=precision, colour_match=colour_match or InferConfig.colour_match
-        ),
+        infer_cfg=_infer_config(batch, device, precision, backend, colour_match),
     )
 
 
@@ -530,11 +549,22 @@ def eval_group():
 @click.option("--save-video", is_flag=True, help="Also write NAME.mp4: real | generated, side by side, with the audio.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def eval_selfreenact(
-    avatars, out, holdout, drive, audio_model, renderer, device, batch, precision, colour_match, save_video, quiet
+    avatars,
+    out,
+    holdout,
+    drive,
+    audio_model,
+    renderer,
+    device,
+    batch,
+    precision,
+    backend,
+    colour_match,
+    save_video,
+    quiet,
 ):
     """Drive the held-out tail of real clips with their own audio and compare with the real frames."""
     from .eval.selfreenact import SCORED_COLOUR_MATCH, SUMMARY_KEYS, selfreenact_all
-    from .infer import InferConfig
 
     res = selfreenact_all(
         avatars,
@@ -543,9 +573,7 @@ def eval_selfreenact(
         drive=drive,
         audio_model=audio_model,
         renderer=renderer,
-        cfg=InferConfig(
-            batch=batch, device=device, precision=precision, colour_match=colour_match or SCORED_COLOUR_MATCH
-        ),
+        cfg=_infer_config(batch, device, precision, backend, colour_match or SCORED_COLOUR_MATCH),
         save_video=save_video,
         progress=not quiet,
     )

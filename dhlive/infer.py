@@ -103,6 +103,7 @@ def infer(
         "real_time_factor": round(total / max(seconds, 1e-9), 3),
         "device": str(pipe.device),
         "precision": pipe.precision,
+        "backend": pipe.backend,
         "renderer": renderer_source(renderer, avatar_dir),
         "stage_seconds": stages,
     }
@@ -315,6 +316,7 @@ def stream(
         **live.report(),
         "realtime": realtime,
         "precision": pipe.precision,
+        "backend": pipe.backend,
         "renderer": renderer_source(renderer, avatar_dir),
         "seconds": round(time.perf_counter() - t_begin, 2),
         "interrupted": interrupted,

@@ -1,7 +1,8 @@
 """Benchmark `dhlive infer` and `dhlive stream` end to end on a 512x512 avatar.
 
     .venv/bin/python scripts/bench_infer.py [--seconds 20] [--renderer CKPT] [--audio-model DIR]
-        [--devices cpu,cuda] [--stream-device cpu] [--precision auto] [--avatar DIR --speech WAV]
+        [--devices cpu,cuda] [--stream-device cpu] [--precision auto] [--backend auto]
+        [--avatar DIR --speech WAV]
         [--json bench_infer.json]
 
 The avatar is made from scikit-image's 512x512 astronaut photo (`dhlive prepare` on a
@@ -17,8 +18,10 @@ Reported: frames/s and real-time factor end to end, the seconds each stage spent
 overlap on threads), stream latency paced in real time (its first 20 s), on CPU (all
 cores) and, when a GPU is visible, on CUDA (twice: the process's first job, then the
 throughput), with the renderer's arithmetic (--precision; auto: bf16 where the CPU has it
-natively) in each run's `precision`. Targets (issue 5): >= 25 frames/s on the 2-core CPU, >= 200 on an H100,
-stream latency <= 200 ms (look-ahead included).
+natively) in each run's `precision` and what ran it (--backend; auto: OpenVINO on a CPU) in
+its `backend`; the JSON records the CPU model and ISA flags. Targets (issue 5): >= 25
+frames/s on the 2-core CPU, >= 200 on an H100, stream latency <= 200 ms (look-ahead
+included).
 """
 
 from __future__ import annotations
@@ -122,6 +125,9 @@ def main():
     ap.add_argument("--avatar", help="a prepared 512x512 avatar [default: made from the astronaut photo]")
     ap.add_argument("--speech", help="speech recording [default: espeak-ng, --seconds long]")
     ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"], help="the renderer's arithmetic")
+    ap.add_argument(
+        "--backend", default="auto", choices=["auto", "torch", "openvino"], help="what runs the renderer on a CPU"
+    )
     ap.add_argument("--json", default="bench_infer.json")
     args = ap.parse_args()
     devices = args.devices.split(",") if args.devices else ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
@@ -152,12 +158,12 @@ def main():
                     tmp / f"out_{dev}.mp4",
                     audio_model=audio_model,
                     renderer=renderer,
-                    cfg=InferConfig(device=dev, precision=args.precision),
+                    cfg=InferConfig(device=dev, precision=args.precision, backend=args.backend),
                     progress=False,
                 )
                 report["runs"][f"infer_{dev}{'_' + run if run else ''}"] = res
                 print(
-                    f"infer on {dev} ({res['precision']}){' (' + run + ' job)' if run else ''}: "
+                    f"infer on {dev} ({res['backend']}, {res['precision']}){' (' + run + ' job)' if run else ''}: "
                     f"{res['fps']:.1f} frames/s, real-time factor {res['real_time_factor']:.2f}, "
                     f"stage seconds {res['stage_seconds']}",
                     flush=True,
@@ -175,12 +181,13 @@ def main():
             tmp / "live.mp4",
             renderer=renderer,
             audio_model=args.stream_audio_model or audio_model,
-            cfg=InferConfig(device=args.stream_device, precision=args.precision),
+            cfg=InferConfig(device=args.stream_device, precision=args.precision, backend=args.backend),
             realtime=True,
         )
         report["runs"][f"stream_{args.stream_device}_realtime"] = live
         print(
-            f"stream on {args.stream_device}, paced in real time: latency {live['latency_ms']} "
+            f"stream on {args.stream_device} ({live['backend']}, {live['precision']}), paced in real time: "
+            f"latency {live['latency_ms']} "
             f"(look-ahead {live['lookahead_ms']} ms)"
         )
     if torch.cuda.is_available():

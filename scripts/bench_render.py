@@ -4,8 +4,10 @@ next to a reference network of DH_live's size (36 GMAC per frame), measured in t
     .venv/bin/python scripts/bench_render.py [--threads 2] [--json bench_render.json] [--repeats 20]
 
 CPU: batch 1 (what streaming needs) and batch 8, on --threads threads (2 = this project's
-CPU target), in fp32; and batch 1 and 2 as `infer` runs them on this CPU: channels_last, in
-bf16 where the CPU has it natively (`--precision auto`). CUDA, when a GPU is visible: batch
+CPU target), in fp32; and batch 1 and 2 as `infer` runs them on this CPU: in bf16 where the
+CPU has it natively (`--precision auto`), by PyTorch in channels_last (`--backend torch`) and
+by OpenVINO (`--backend openvino`, what auto picks on a CPU). The JSON records the CPU model
+and ISA flags. CUDA, when a GPU is visible: batch
 1, 32 and 128, fp32 and bf16 autocast, channels_last or not (CUDA_RUNS).
 Reference features are cached and BatchNorm folded into the convolutions, as inference
 runs the renderer (the reference network gets no such help).
@@ -39,6 +41,7 @@ from dhlive.render.model import (
     macs_of,
     preset,
 )
+from dhlive.render.runtime import compile_openvino
 
 RESOLUTION = 256
 # (batch, dtype, memory layout) timed on CUDA: batch 1 is streaming, 32 is what `infer` sends
@@ -85,7 +88,7 @@ class ReferenceNetwork(nn.Module):
 
     def forward(self, source, reference_features):
         s = self.encode(source)
-        return self.decode(self.blocks(self.fuse(torch.cat([s, reference_features.expand(len(s), -1, -1, -1)], 1))))
+        return self.decode(self.blocks(self.fuse(torch.cat([s, reference_features.expand(s.shape[0], -1, -1, -1)], 1))))
 
 
 def networks():
@@ -158,6 +161,20 @@ def main():
                 time_ms(run, max(3, args.repeats // batch)) / batch, 2
             )
         model.to(memory_format=torch.contiguous_format)
+        # as `infer` runs it by default on a CPU: OpenVINO, in the same precision
+        compiled = compile_openvino(
+            model,
+            (torch.zeros(1, cin, RESOLUTION, RESOLUTION), feats),
+            0,
+            torch.bfloat16 if bf16 else torch.float32,
+            args.threads,
+        )
+        request = compiled.create_infer_request()
+        for batch in (1, 2):
+            inputs = [torch.rand(batch, cin, RESOLUTION, RESOLUTION).numpy(), feats.numpy()]
+            row[f"cpu_{precision}_openvino_ms_per_frame_batch{batch}"] = round(
+                time_ms(lambda r=request, x=inputs: r.infer(x), max(3, args.repeats // batch)) / batch, 2
+            )
         report["networks"][name] = row
         print(
             f"{name:24s} {row['gmac_per_frame']:6.2f} GMAC  CPU ({args.threads} threads): "
@@ -167,10 +184,12 @@ def main():
         )
     ref = report["networks"]["dh_live_size_reference"]
     as_run = f"cpu_{precision}_channels_last_ms_per_frame_batch1"
+    ov_run = f"cpu_{precision}_openvino_ms_per_frame_batch1"
     for name in ("fast", "large"):
         r = report["networks"][name]
         r["cpu_speedup_vs_reference"] = round(ref["cpu_ms_per_frame_batch1"] / r["cpu_ms_per_frame_batch1"], 2)
         r[f"cpu_{precision}_channels_last_speedup_vs_reference"] = round(ref[as_run] / r[as_run], 2)
+        r[f"cpu_{precision}_openvino_speedup_vs_reference"] = round(ref[ov_run] / r[ov_run], 2)
     if torch.cuda.is_available():
         report["gpu"] = torch.cuda.get_device_name(0)
         for name, (model, feats, cin, _) in nets.items():
@@ -200,7 +219,8 @@ def main():
         f"({fast['cpu_ms_per_frame_batch1']:.1f} vs {ref['cpu_ms_per_frame_batch1']:.1f} ms per frame); "
         f"as infer runs them ({precision}, channels_last): "
         f"{fast[f'cpu_{precision}_channels_last_speedup_vs_reference']:.1f}x "
-        f"({fast[as_run]:.1f} vs {ref[as_run]:.1f} ms)"
+        f"({fast[as_run]:.1f} vs {ref[as_run]:.1f} ms); OpenVINO ({precision}, infer's default): "
+        f"{fast[f'cpu_{precision}_openvino_speedup_vs_reference']:.1f}x ({fast[ov_run]:.1f} vs {ref[ov_run]:.1f} ms)"
     )
     Path(args.json).write_text(json.dumps(report, indent=1) + "\n")
     print(f"wrote {args.json}")

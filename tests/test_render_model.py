@@ -64,3 +64,14 @@ def test_fusing_batchnorm_for_inference_keeps_the_output():
         after = model(src, model.encode_references(refs))
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
     assert torch.allclose(before, after, atol=1e-5)
+
+
+def test_affine_grid_is_torchs():
+    """The written-out affine grid AdaAT samples with is F.affine_grid (align_corners=False)."""
+    import torch.nn.functional as F
+
+    from dhlive.render.model import affine_grid
+
+    theta = torch.randn(6, 2, 3, generator=torch.Generator().manual_seed(0))
+    want = F.affine_grid(theta, (6, 1, 8, 12), align_corners=False)
+    assert torch.allclose(affine_grid(theta, 8, 12), want, atol=1e-6)

@@ -38,6 +38,7 @@ from .checkpoint import load_renderer
 from .model import SOURCE_CHANNELS, fuse_for_inference
 from .paste import COLOUR_MATCH, paste_window
 from .references import select_references
+from .runtime import BACKENDS, renderer_runtime
 
 CPU_RENDER_BATCH = 2  # on a CPU, larger batches are slower per frame (cache; scripts/bench_render.py)
 QUEUE_FRAMES = 3  # batches waiting between two threads
@@ -51,6 +52,7 @@ class InferConfig:
     batch: int = 8  # frames rendered together (CPU); CUDA uses 4x this
     device: str = "auto"  # auto | cpu | cuda
     precision: str = "auto"  # auto | fp32 | bf16: the renderer's arithmetic (auto: bf16 where native)
+    backend: str = "auto"  # auto | torch | openvino: what runs the renderer (render/runtime.py)
     colour_match: str = "skin"  # before pasting: match the skin, the edge (the feather band), or off
     crf: int = 18  # H.264 quality (lower is better, larger)
     threads: int = 0  # torch CPU threads (0: all cores)
@@ -61,6 +63,7 @@ class InferConfig:
         number("batch", self.batch, low=1, integer=True)
         choice("colour match", self.colour_match, COLOUR_MATCH)
         choice("precision", self.precision, PRECISIONS)
+        choice("backend", self.backend, BACKENDS)
         number("crf", self.crf, low=0, high=51, integer=True)
         number("threads", self.threads, low=0, integer=True)
         number("workers", self.workers, low=0, integer=True)
@@ -129,13 +132,17 @@ class FramePipeline:
         self.window = inputs.face_window(self.avatar.lower_face, self.rest.lips, self.size)
         self.source = media.SourceFrames(self.avatar)
         self.reference_features = self._references(model.cfg.n_refs, reference_frames)
+        self.runtime = renderer_runtime(
+            self.model, self.reference_features, cfg.backend, self.dtype, torch.get_num_threads()
+        )
+        self.backend = self.runtime.name
         self.seconds = {"prepare": 0.0, "render": 0.0, "paste": 0.0, "encode": 0.0}  # per stage, over all frames
         self._seconds_lock = threading.Lock()  # workers add to it concurrently
 
     def warm_up(self) -> None:
         """Run the renderer once on a blank input, so that the first real frame does not also
         pay for choosing and compiling kernels."""
-        self._forward(torch.zeros(1, SOURCE_CHANNELS, self.size, self.size, device=self.device))
+        self.runtime(torch.zeros(1, SOURCE_CHANNELS, self.size, self.size, device=self.device))
 
     def _spent(self, stage: str, start: float) -> None:
         with self._seconds_lock:
@@ -182,16 +189,10 @@ class FramePipeline:
         start = time.perf_counter()
         x = torch.from_numpy(np.stack([f.source for f in frames])).to(self.device)
         step = len(x) if self.device.type == "cuda" else CPU_RENDER_BATCH
-        out = torch.cat([self._forward(x[k : k + step]) for k in range(0, len(x), step)])
+        out = torch.cat([self.runtime(x[k : k + step]) for k in range(0, len(x), step)])
         out = (out.float().clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy() * 255 + 0.5).astype(np.uint8)
         self._spent("render", start)
         return out
-
-    @torch.inference_mode()
-    def _forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.dtype == torch.bfloat16):
-            return self.model(x, self.reference_features)
 
     def paste(self, frame: Frame, generated: np.ndarray) -> np.ndarray:
         """The full-resolution source frame with the generated window pasted back."""
@@ -226,6 +227,7 @@ class FramePipeline:
 
     def close(self):
         self.source.close()
+        self.runtime.close()
 
 
 def run_threaded(pipe: FramePipeline, batches, writer, progress=None, on_frame=None) -> None:

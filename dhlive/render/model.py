@@ -85,6 +85,17 @@ class Encoder(nn.Module):
         return feats
 
 
+def affine_grid(theta: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """`F.affine_grid(theta, (n, 1, h, w), align_corners=False)` written out: (n, 2, 3) affine
+    transforms -> (n, h, w, 2) sampling positions in -1..1. Written with elementwise products,
+    it converts to OpenVINO (which lacks aten::affine_grid_generator) and stays in fp32 under
+    autocast."""
+    xs = (torch.arange(w, device=theta.device, dtype=torch.float32) * 2 + 1) / w - 1  # pixel centres
+    ys = (torch.arange(h, device=theta.device, dtype=torch.float32) * 2 + 1) / h - 1
+    t = theta.float()[:, None, None]  # (n, 1, 1, 2, 3)
+    return xs[None, None, :, None] * t[..., 0] + ys[None, :, None, None] * t[..., 1] + t[..., 2]
+
+
 class AdaAT(nn.Module):
     """Adaptive affine transformation: every channel of a feature map gets its own scale,
     rotation and translation, predicted from an alignment code, applied by grid_sample."""
@@ -105,7 +116,7 @@ class AdaAT(nn.Module):
         theta = torch.stack(
             [torch.stack([cos, -sin, shift[..., 0]], -1), torch.stack([sin, cos, shift[..., 1]], -1)], -2
         )  # (b, c, 2, 3)
-        grid = F.affine_grid(theta.view(b * c, 2, 3), (b * c, 1, h, w), align_corners=False)
+        grid = affine_grid(theta.view(b * c, 2, 3), h, w)
         moved = F.grid_sample(
             feat.reshape(b * c, 1, h, w), grid.to(feat.dtype), align_corners=False, padding_mode="border"
         )
@@ -136,7 +147,7 @@ class Renderer(nn.Module):
         """(B, 7, R, R) source and cached reference features -> (B, 3, R, R) RGB in 0..1."""
         skips = self.source_encoder(source)
         s = skips[-1]
-        r = reference_features.expand(len(s), -1, -1, -1)
+        r = reference_features.expand(s.shape[0], -1, -1, -1)
         code = self.alignment(torch.cat([s, r], 1))
         x = self.bottleneck(torch.cat([s, self.adaat(r, code)], 1))
         for up, skip in zip(self.up, reversed(skips[:-1])):
