@@ -2,7 +2,8 @@
 
     torch      PyTorch, on a CPU or a GPU: channels_last, bf16 autocast where chosen
     openvino   Intel's OpenVINO runtime, on a CPU (Intel or AMD): the PyTorch model converted
-               in memory when a pipeline starts (about a second), fp32 or bf16 as chosen
+               in memory (once per process) and compiled when a pipeline starts, fp32 or bf16
+               as chosen
     auto       openvino on a CPU when the package is installed and its output agrees with
                PyTorch's, torch otherwise (and always on a GPU)
 
@@ -58,9 +59,9 @@ class TorchRenderer:
         """Nothing to release: the model belongs to the caller."""
 
 
-# Converting (a TorchScript trace) keeps about 10 MB per call for the life of the process, so
-# each network is converted once and the converted model reused: a server that opens a
-# pipeline per viewer must not grow with every viewer.
+# Converting (a TorchScript trace) keeps memory for the life of the process, so each network
+# is converted once and the converted model reused: a server that opens a pipeline per viewer
+# must not grow with every viewer.
 _converted: dict[tuple, object] = {}
 _lock = threading.Lock()
 KEEP_CONVERTED = 4  # networks kept converted per process
@@ -155,8 +156,9 @@ def renderer_runtime(model: Renderer, reference_features: torch.Tensor, backend:
         if backend == "auto":
             return TorchRenderer(model, reference_features, dtype)
         raise DhliveError("--backend openvino: the openvino package is not installed (pip install openvino)") from None
-    except (DhliveError, RuntimeError) as e:
+    except Exception as e:  # auto must run wherever PyTorch runs, whatever the conversion raised
         if backend == "auto":
             return TorchRenderer(model, reference_features, dtype)
-        raise DhliveError(f"--backend openvino: {str(e).strip().splitlines()[0][:200]}") from None
+        message = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise DhliveError(f"--backend openvino: {message}") from None
     return runtime
