@@ -357,6 +357,15 @@ def test_backend_auto_prefers_openvino_and_falls_back_to_torch(monkeypatch):
     assert RT.renderer_runtime(model, refs, "torch", torch.float32, 2).name == "torch"
     with pytest.raises(DhliveError, match="backend must be one of"):
         RT.renderer_runtime(model, refs, "onnx", torch.float32, 2)
+
+    def missing():
+        raise ImportError("No module named 'openvino'")
+
+    with monkeypatch.context() as m:
+        m.setattr(RT, "import_openvino", missing)  # a machine without openvino (a lent GPU machine)
+        assert RT.renderer_runtime(model, refs, "auto", torch.float32, 2).name == "torch"
+        with pytest.raises(DhliveError, match="openvino package is not installed"):
+            RT.renderer_runtime(model, refs, "openvino", torch.float32, 2)
     monkeypatch.setattr(RT, "agreement_db", lambda *a: 12.0)  # a conversion that draws something else
     assert RT.renderer_runtime(model, refs, "auto", torch.float32, 2).name == "torch"
     with pytest.raises(DhliveError, match=r"--backend openvino: its output differs from PyTorch's \(12.0 dB"):
