@@ -49,6 +49,7 @@ from dhlive.mouth import fit_basis, save_basis
 from dhlive.render.checkpoint import save_renderer
 from dhlive.render.frames import FramePipeline, pingpong
 from dhlive.render.model import Renderer, preset
+from dhlive.render.runtime import BACKENDS
 from dhlive.speech import synthesize
 
 STREAM_SECONDS = 20  # the stream run is paced in real time: its first 20 s are enough for latency
@@ -125,9 +126,7 @@ def main():
     ap.add_argument("--avatar", help="a prepared 512x512 avatar [default: made from the astronaut photo]")
     ap.add_argument("--speech", help="speech recording [default: espeak-ng, --seconds long]")
     ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"], help="the renderer's arithmetic")
-    ap.add_argument(
-        "--backend", default="auto", choices=["auto", "torch", "openvino"], help="what runs the renderer on a CPU"
-    )
+    ap.add_argument("--backend", default="auto", choices=BACKENDS, help="what runs the renderer on a CPU")
     ap.add_argument("--json", default="bench_infer.json")
     args = ap.parse_args()
     devices = args.devices.split(",") if args.devices else ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])

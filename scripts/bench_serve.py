@@ -32,6 +32,7 @@ from benchlib import machine
 
 from dhlive import __version__
 from dhlive.render.frames import InferConfig
+from dhlive.render.runtime import BACKENDS
 from dhlive.serve import ServeConfig, make_app
 from dhlive.serve.app import APP_KEY
 from dhlive.serve.live import LiveAvatar
@@ -105,9 +106,7 @@ def main() -> None:
     ap.add_argument(
         "--viewers", type=int, default=2, help="the viewer limit to measure at (the server's own: --max-viewers)"
     )
-    ap.add_argument(
-        "--backend", default="auto", choices=["auto", "torch", "openvino"], help="what runs the renderer on a CPU"
-    )
+    ap.add_argument("--backend", default="auto", choices=BACKENDS, help="what runs the renderer on a CPU")
     ap.add_argument("--json", type=Path, default=Path("bench_serve.json"))
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
