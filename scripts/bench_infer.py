@@ -42,6 +42,7 @@ from dhlive import __version__, media
 from dhlive.audio.inference import save_audio_model
 from dhlive.audio.model import AudioModel, AudioModelConfig
 from dhlive.data.prepare import PrepareConfig, prepare
+from dhlive.formats import SHIPPED_AUDIO_MODEL, SHIPPED_STREAM_AUDIO_MODEL
 from dhlive.infer import InferConfig, infer, stream
 from dhlive.metrics import seam_score
 from dhlive.models import load_models
@@ -115,12 +116,24 @@ def seam_scores(video: Path, avatar: Path, audio_model, renderer, every: int = 5
     return {"frames": len(gen), "generated": mean(gen), "real": mean(real)}
 
 
+def stream_audio_model(audio_model):
+    """The audio model `dhlive stream` would pair with `audio_model`: the shipped 120 ms
+    look-ahead model for the shipped 160 ms one, the same model otherwise."""
+    if audio_model and Path(audio_model).resolve() == SHIPPED_AUDIO_MODEL.resolve():
+        return SHIPPED_STREAM_AUDIO_MODEL
+    return audio_model
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--renderer")
     ap.add_argument("--audio-model")
-    ap.add_argument("--stream-audio-model", help="audio model for the stream run [default: --audio-model]")
+    ap.add_argument(
+        "--stream-audio-model",
+        help="audio model for the stream run [default: checkpoints/audio_live when --audio-model is "
+        "the shipped checkpoints/audio, as `dhlive stream` would use; else --audio-model]",
+    )
     ap.add_argument("--devices", help="comma-separated [default: cpu, and cuda when visible]")
     ap.add_argument("--stream-device", default="cpu")
     ap.add_argument("--avatar", help="a prepared 512x512 avatar [default: made from the astronaut photo]")
@@ -174,12 +187,14 @@ def main():
             f"real frames {report['seam']['real']['colour_step']:.2f}",
             flush=True,
         )
+        live_model = args.stream_audio_model or stream_audio_model(audio_model)
+        report["stream_audio_model"] = str(live_model)
         live = stream(
             first_seconds(speech, STREAM_SECONDS, tmp / "stream.wav"),
             avatar,
             tmp / "live.mp4",
             renderer=renderer,
-            audio_model=args.stream_audio_model or audio_model,
+            audio_model=live_model,
             cfg=InferConfig(device=args.stream_device, precision=args.precision, backend=args.backend),
             realtime=True,
         )
