@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from dhlive import mouth as M
+from dhlive.facemesh import LIPS, NOSE_LOWER
 from dhlive.formats import load_avatar
 from dhlive.media import SourceFrames
 from dhlive.render import inputs as I
@@ -58,6 +59,21 @@ def test_paste_mask_never_reaches_outside_the_repaint_region():
     outside = repaint == 0
     assert np.array_equal(out[outside], window[outside])
     assert not np.allclose(out[~outside], window[~outside])
+
+
+def test_paste_back_keeps_the_real_nose(astro):
+    avatar, _, _, _, window = astro
+    c2w = window.canonical_to_window(avatar.pose[0])
+    landmarks = I.project(avatar.canonical[0], c2w)
+    repaint = I.repaint_mask(I.project(avatar.lower_face, c2w), SIZE)
+    nose = I.nose_row(landmarks, SIZE)
+    nostrils, lips = landmarks[NOSE_LOWER, 1].max(), landmarks[LIPS, 1].min()
+    assert nostrils < nose < lips  # between the nostrils and the upper lip
+    assert repaint[: int(nose)].max() > 0  # the repaint polygon itself covers the nostrils
+    paste = I.paste_mask(repaint, keep_above=nose)
+    assert paste[: int(np.ceil(nose))].max() == 0  # the nose stays real
+    assert paste.max() == pytest.approx(1.0, abs=1e-3)  # the mouth is repainted
+    assert (paste <= I.paste_mask(repaint) + 1e-6).all()
 
 
 def synthetic_basis(images, rest):

@@ -165,6 +165,10 @@ class FramePipeline:
         c2w = self.window.canonical_to_window(self.avatar.pose[i])
         return c2w, inputs.repaint_mask(inputs.project(self.avatar.lower_face, c2w), self.size)
 
+    def _paste_mask(self, i: int, c2w: np.ndarray, repaint: np.ndarray) -> np.ndarray:
+        nose = inputs.nose_row(inputs.project(self.avatar.canonical[i], c2w), self.size)
+        return inputs.paste_mask(repaint, keep_above=nose)
+
     def cut(self, i: int) -> np.ndarray:
         """The render window of avatar frame i, cut from its source frame."""
         return inputs.cut_window(self.source[i], self.window.to_source(self.avatar.pose[i]), self.size)
@@ -178,7 +182,12 @@ class FramePipeline:
         prompt, sketch, lips = inputs.mouth_prompt(coeffs, self.basis, self.rest, c2w, self.size)
         real_lips = inputs.project(lip_points(self.avatar.canonical[i]), c2w)
         frame = Frame(
-            t, i, win, inputs.source_input(win, repaint, prompt, sketch), inputs.paste_mask(repaint), (lips, real_lips)
+            t,
+            i,
+            win,
+            inputs.source_input(win, repaint, prompt, sketch),
+            self._paste_mask(i, c2w, repaint),
+            (lips, real_lips),
         )
         self._spent("prepare", start)
         return frame
@@ -219,7 +228,8 @@ class FramePipeline:
         """(H, W) float paste-back mask of avatar frame i in source pixels (for seam scores)."""
         import cv2
 
-        alpha = inputs.paste_mask(self._geometry(i)[1])
+        c2w, repaint = self._geometry(i)
+        alpha = self._paste_mask(i, c2w, repaint)
         w, h = self.avatar.source_size
         return cv2.warpAffine(
             alpha, self.window.to_source(self.avatar.pose[i]), (w, h), flags=cv2.INTER_LINEAR, borderValue=0

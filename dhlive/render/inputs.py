@@ -35,6 +35,7 @@ FEATHER = 0.035  # paste-back feather, in window sides: the composite fades in i
 MOUTH_MARGIN = 0.06  # paste-back: skin this far (in window sides) around the lips counts as mouth
 MOUTH_BOX = 0.42  # side of the mouth crop (metrics, mouth discriminator), in window sides
 SKETCH_WIDTH = 1.0 / 128  # line width of the sketches, in window sides
+NOSE_MARGIN = 0.008  # paste-back begins this far (in window sides) below the nostrils
 
 _LIP_SLOTS = {p: i for i, p in enumerate(LIPS)}
 _OUTER = [_LIP_SLOTS[p] for p in LIPS_OUTER]
@@ -104,14 +105,23 @@ def repaint_mask(polygon_xy: np.ndarray, size: int) -> np.ndarray:
     return polygon_mask(polygon_xy, size, size)
 
 
-def paste_mask(repaint: np.ndarray) -> np.ndarray:
+def nose_row(landmarks_window: np.ndarray, size: int) -> float:
+    """The row of a size x size window just below the frame's nostrils (its landmarks in
+    window pixels): above it the paste-back keeps the real frame."""
+    return float(landmarks_window[NOSE_LOWER, 1].max() + NOSE_MARGIN * size)
+
+
+def paste_mask(repaint: np.ndarray, keep_above: float | None = None) -> np.ndarray:
     """The feathered paste-back mask: 0 outside the repaint polygon, fading to 1 inside it.
 
     Eroded before blurring, so nothing outside the polygon (where the source was not
-    blacked out) ever changes."""
+    blacked out) ever changes. Rows above `keep_above` (`nose_row`) count as outside: the
+    nose does not move with the mouth, and the real one is sharper than any redrawn one."""
     size = repaint.shape[0]
     r = max(1, int(round(FEATHER * size)))
     inside = (repaint > 0).astype(np.uint8)  # eroded as bytes: several times faster than as floats, same result
+    if keep_above is not None:
+        inside[: max(0, int(np.ceil(keep_above)))] = 0
     core = cv2.erode(inside, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
     return cv2.GaussianBlur(core.astype(np.float32), (0, 0), r / 3) * inside
 

@@ -154,7 +154,7 @@ def frame_inputs(av: AvatarFrames, i: int, coeffs: np.ndarray, basis, colour: np
     return {
         "source": inputs.source_input(window, repaint, prompt, sketch),
         "target": window.transpose(2, 0, 1).astype(np.float32) / 255.0,
-        "paste": inputs.paste_mask(repaint)[None],
+        "paste": inputs.paste_mask(repaint, keep_above=inputs.nose_row(av.arrays["landmarks"][i], size))[None],
         "box": np.array(inputs.mouth_box(av.lips_window(i), size)),
     }
 
