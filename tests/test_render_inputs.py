@@ -68,12 +68,20 @@ def test_paste_back_keeps_the_real_nose(astro):
     repaint = I.repaint_mask(I.project(avatar.lower_face, c2w), SIZE)
     nose = I.nose_row(landmarks, SIZE)
     nostrils, lips = landmarks[NOSE_LOWER, 1].max(), landmarks[LIPS, 1].min()
-    assert nostrils < nose < lips  # between the nostrils and the upper lip
+    assert nose < lips - I.LIP_CLEARANCE * SIZE + 1e-6  # the feather is done before the upper lip
+    assert nose < nostrils + I.NOSE_MARGIN * SIZE + 1e-6  # and nothing under the nose is kept real
     assert repaint[: int(nose)].max() > 0  # the repaint polygon itself covers the nostrils
     paste = I.paste_mask(repaint, keep_above=nose)
     assert paste[: int(np.ceil(nose))].max() == 0  # the nose stays real
     assert paste.max() == pytest.approx(1.0, abs=1e-3)  # the mouth is repainted
     assert (paste <= I.paste_mask(repaint) + 1e-6).all()
+    # a short upper lip: the line rises so that the feather still ends above the lips
+    short = landmarks.copy()
+    short[NOSE_LOWER, 1] = landmarks[LIPS, 1].min() - 2
+    line = I.nose_row(short, SIZE)
+    assert line <= short[LIPS, 1].min() - I.LIP_CLEARANCE * SIZE + 1e-6
+    x, y = np.round(short[LIPS]).astype(int).T
+    assert I.paste_mask(repaint, keep_above=line)[y, x].min() > 0.9
 
 
 def synthetic_basis(images, rest):

@@ -36,6 +36,7 @@ MOUTH_MARGIN = 0.06  # paste-back: skin this far (in window sides) around the li
 MOUTH_BOX = 0.42  # side of the mouth crop (metrics, mouth discriminator), in window sides
 SKETCH_WIDTH = 1.0 / 128  # line width of the sketches, in window sides
 NOSE_MARGIN = 0.008  # paste-back begins this far (in window sides) below the nostrils
+LIP_CLEARANCE = 0.055  # ... and at least this far above the lips: the feather is at 95% there
 
 _LIP_SLOTS = {p: i for i, p in enumerate(LIPS)}
 _OUTER = [_LIP_SLOTS[p] for p in LIPS_OUTER]
@@ -107,8 +108,11 @@ def repaint_mask(polygon_xy: np.ndarray, size: int) -> np.ndarray:
 
 def nose_row(landmarks_window: np.ndarray, size: int) -> float:
     """The row of a size x size window just below the frame's nostrils (its landmarks in
-    window pixels): above it the paste-back keeps the real frame."""
-    return float(landmarks_window[NOSE_LOWER, 1].max() + NOSE_MARGIN * size)
+    window pixels): above it the paste-back keeps the real frame. Never so low that the
+    feather reaches the upper lip: the lips are always drawn at full strength."""
+    below_nose = landmarks_window[NOSE_LOWER, 1].max() + NOSE_MARGIN * size
+    above_lips = landmarks_window[LIPS_OUTER, 1].min() - LIP_CLEARANCE * size
+    return float(min(below_nose, above_lips))
 
 
 def paste_mask(repaint: np.ndarray, keep_above: float | None = None) -> np.ndarray:
