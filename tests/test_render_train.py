@@ -368,3 +368,16 @@ def test_cli_fine_tune_learns_the_shipped_audio_models_prompts(tmp_path, face_av
     )
     assert r.returncode == 0, r.stderr[-2000:]
     assert file_sha256(tmp_path / "ft" / "pca.pkl") == file_sha256(DEFAULT_AUDIO_MODEL / "pca.pkl")
+
+
+def test_a_slices_step_time_leaves_out_warm_up_and_its_last_checkpoint(tmp_path):
+    """The fine-tune plans its budget from five timed steps: the first step's warm-up and the
+    checkpoint written after the last must not count as the time of every step."""
+    import time
+
+    from dhlive.train.loop import TrainRun
+
+    run = TrainRun(tmp_path, "test-state", T.TrainRenderConfig(steps=10), {}, resume=False, stop_at=5, progress=False)
+    for step in run.steps("timed"):
+        time.sleep(0.3 if step in (0, 4) else 0.02)  # warm-up, steady steps, the slice's checkpoint
+    assert 0.015 < run.step_seconds < 0.1, run.step_seconds

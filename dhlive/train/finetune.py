@@ -44,6 +44,7 @@ FINETUNE = TrainRenderConfig(
     checkpoint_every=25,
 )
 TIMED_STEPS = 5  # steps run first to measure how many the budget allows
+CHECKPOINT_SHARE = 0.05  # of a step's time: the checkpoints written along the way
 DEFAULT_MINUTES = 3.0
 
 
@@ -77,10 +78,13 @@ def finetune_avatar(
 
         cfg = replace(cfg, steps=int(load_checkpoint(state, RENDER_TRAIN_STATE_FORMAT)["config"]["steps"]))
     elif minutes is not None:
+        timed_from = time.perf_counter()
         timed = train_render([folder], out, cfg, stop_at=TIMED_STEPS, **run)
         if timed.get("stopped"):
-            per_step = timed["step_seconds"]
-            left = minutes * 60 - (time.perf_counter() - start)
+            per_step = timed["step_seconds"] * (1 + CHECKPOINT_SHARE)
+            # the rest of the run starts up once more (state, references, first step) as the timed one did
+            setup = max(0.0, time.perf_counter() - timed_from - TIMED_STEPS * timed["step_seconds"])
+            left = minutes * 60 - (time.perf_counter() - start) - setup
             cfg = replace(cfg, steps=max(TIMED_STEPS + 1, min(cfg.steps, TIMED_STEPS + int(left / per_step))))
         resume = True
     res = train_render([folder], out, cfg, resume=resume, **run)

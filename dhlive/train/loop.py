@@ -156,7 +156,7 @@ class TrainRun:
         self.end = cfg.steps if stop_at is None else max(self.start, min(cfg.steps, stop_at))
         self.log = CsvLog(self.out / LOG_FILE, list(log_columns), self.start) if main and log_columns else None
         self.t0 = time.time()
-        self.step_seconds = 0.0  # mean time of one step of this slice, once it ran
+        self.step_seconds = 0.0  # mean time of one step of this slice once warmed up (see steps)
 
     def _check_resumable(self) -> None:
         saved, now = self.state.get("config", {}), self.config
@@ -204,11 +204,17 @@ class TrainRun:
         bar = tqdm(
             range(self.start, self.end), desc=desc, initial=self.start, total=self.cfg.steps, disable=not self.progress
         )
-        first = time.perf_counter()
+        began = []
         for step in bar:
+            began.append(time.perf_counter())
             torch.manual_seed(self.cfg.seed * 1_000_003 + step)
             yield step
-        self.step_seconds = (time.perf_counter() - first) / max(self.end - self.start, 1)
+        began.append(time.perf_counter())
+        # the first step also pays for warming up (kernel choice, first allocations) and the
+        # last for the slice's checkpoint: a slice of a few steps, timed to plan a budget,
+        # would overstate a step by half or more with them
+        steady = began[1:-1] if len(began) > 3 else began
+        self.step_seconds = (steady[-1] - steady[0]) / max(len(steady) - 1, 1)
         bar.close()
 
     def due(self, done: int, every: int) -> bool:
