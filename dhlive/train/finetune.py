@@ -44,7 +44,7 @@ FINETUNE = TrainRenderConfig(
     checkpoint_every=25,
 )
 TIMED_STEPS = 5  # steps run first to measure how many the budget allows
-CHECKPOINT_SHARE = 0.05  # of a step's time: the checkpoints written along the way
+CHECKPOINT_SHARE = 0.08  # of a step's time: the checkpoints written along the way, and some headroom
 DEFAULT_MINUTES = 3.0
 
 
