@@ -42,6 +42,7 @@ from dhlive import __version__, media
 from dhlive.audio.inference import save_audio_model
 from dhlive.audio.model import AudioModel, AudioModelConfig
 from dhlive.data.prepare import PrepareConfig, prepare
+from dhlive.device import PRECISIONS
 from dhlive.formats import SHIPPED_AUDIO_MODEL, SHIPPED_STREAM_AUDIO_MODEL
 from dhlive.infer import InferConfig, infer, stream
 from dhlive.metrics import seam_score
@@ -138,7 +139,7 @@ def main():
     ap.add_argument("--stream-device", default="cpu")
     ap.add_argument("--avatar", help="a prepared 512x512 avatar [default: made from the astronaut photo]")
     ap.add_argument("--speech", help="speech recording [default: espeak-ng, --seconds long]")
-    ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"], help="the renderer's arithmetic")
+    ap.add_argument("--precision", default="auto", choices=PRECISIONS, help="the renderer's arithmetic")
     ap.add_argument("--backend", default="auto", choices=BACKENDS, help="what runs the renderer on a CPU")
     ap.add_argument("--json", default="bench_infer.json")
     args = ap.parse_args()

@@ -20,6 +20,21 @@ def test_version():
     assert r.returncode == 0 and __version__ in r.stdout
 
 
+def test_the_frame_options_offer_what_the_pipeline_accepts():
+    """The CLI lists its choices itself (importing the stages would slow every command's
+    start); they must stay the ones InferConfig checks."""
+    from dhlive.cli import cli
+    from dhlive.device import PRECISIONS
+    from dhlive.render.paste import COLOUR_MATCH
+    from dhlive.render.runtime import BACKENDS
+
+    for name in ("infer", "stream", "serve"):
+        params = {p.name: p for p in cli.commands[name].params}
+        assert tuple(params["precision"].type.choices) == PRECISIONS
+        assert tuple(params["backend"].type.choices) == BACKENDS
+        assert tuple(params["colour_match"].type.choices) == COLOUR_MATCH
+
+
 def test_every_shipped_config_loads():
     """A typo in a shipped config would only surface minutes into a user's run."""
     from pathlib import Path

@@ -211,8 +211,8 @@ class TrainRun:
             yield step
         began.append(time.perf_counter())
         # the first step also pays for warming up (kernel choice, first allocations) and the
-        # last for the slice's checkpoint: a slice of a few steps, timed to plan a budget,
-        # would overstate a step by half or more with them
+        # last for the slice's checkpoint: counted in, a slice of a few steps timed to plan a
+        # budget would make every step look longer than it is
         steady = began[1:-1] if len(began) > 3 else began
         self.step_seconds = (steady[-1] - steady[0]) / max(len(steady) - 1, 1)
         bar.close()
