@@ -26,6 +26,7 @@ BAD = [
     (DistillConfig, {"model": {"widht": 3}}, "model: .*widht"),
     (TrainRenderConfig, {"stage": "video"}, "stage must be one of frame, clip"),
     (TrainRenderConfig, {"holdout": 0.95}, "holdout must be a finite number at least 0 and at most 0.9"),
+    (TrainRenderConfig, {"detail_weight": -1}, "detail_weight must be a finite number at least 0"),
     (TrainRenderConfig, {"renderer": "huge"}, "renderer config"),
     (InferConfig, {"batch": 0}, "batch must be a whole number at least 1"),
     (InferConfig, {"colour_match": "auto"}, "colour match must be one of skin, edge, off"),
@@ -51,3 +52,17 @@ def test_a_bad_value_is_one_clear_error(cls, values, message, tmp_path):
 def test_the_defaults_are_valid():
     for cls in (PrepareConfig, DistillConfig, TrainRenderConfig, InferConfig, AudioModelConfig, MouthFitConfig):
         cls()
+
+
+def test_the_quick_config_file_is_the_fine_tune_that_prepare_runs():
+    """configs/render_quick.yaml is FINETUNE for `dhlive train-render` (it only holds out
+    frames and checkpoints less often)."""
+    from dataclasses import asdict
+    from pathlib import Path
+
+    from dhlive.train.finetune import FINETUNE
+
+    quick = asdict(load_config(Path(__file__).parents[1] / "configs" / "render_quick.yaml", TrainRenderConfig))
+    ours = asdict(FINETUNE)
+    differ = {k for k in ours if quick[k] != ours[k]}
+    assert differ == {"holdout", "checkpoint_every"}

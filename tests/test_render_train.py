@@ -381,3 +381,33 @@ def test_a_slices_step_time_leaves_out_warm_up_and_its_last_checkpoint(tmp_path)
     for step in run.steps("timed"):
         time.sleep(0.3 if step in (0, 4) else 0.02)  # warm-up, steady steps, the slice's checkpoint
     assert 0.015 < run.step_seconds < 0.1, run.step_seconds
+
+
+def test_detail_loss_weighs_how_much_detail_not_where():
+    """The detail gap of a blurred mouth is large, of the same texture moved by two pixels
+    small; and its gradient makes a blurred mouth sharper."""
+    from skimage import data
+
+    from dhlive.metrics import sharpness
+    from dhlive.train.detail import detail_gap
+    from dhlive.train.grid import high_pass
+
+    photo = data.astronaut()
+    tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None].float() / 255  # noqa: E731
+    crop = photo[180:244, 150:214]  # lips, chin, collar: 64 px
+    real, moved = tensor(crop), tensor(photo[182:246, 152:216])
+    blurred = tensor(cv2.GaussianBlur(crop, (0, 0), 1.5))
+    assert detail_gap(real, real) == 0
+    assert detail_gap(moved, real) < 0.4 * detail_gap(blurred, real)
+    grey = lambda x: x.mean(1, keepdim=True)  # noqa: E731
+    pixelwise = lambda x: (high_pass(grey(x)) - high_pass(grey(real))).abs().mean()  # noqa: E731
+    assert pixelwise(moved) > pixelwise(blurred)  # compared pixel by pixel, the move would cost more than the blur
+
+    image = blurred.clone().requires_grad_(True)
+    opt = torch.optim.Adam([image], lr=2e-3)
+    for _ in range(30):
+        opt.zero_grad()
+        detail_gap(image, real).backward()
+        opt.step()
+    to_uint8 = lambda x: (x[0].detach().clamp(0, 1).permute(1, 2, 0).numpy() * 255).astype(np.uint8)  # noqa: E731
+    assert sharpness(to_uint8(image)) > 1.5 * sharpness(to_uint8(blurred))

@@ -29,7 +29,7 @@ from .packs import PACK_DIR
 from .render import TrainRenderConfig, train_render
 
 # the quick per-avatar fine-tune (configs/render_quick.yaml): exact prompts of one face,
-# reconstruction and perceptual losses only (the discriminators would start after the end)
+# reconstruction, perceptual and detail losses (the discriminators would start after the end)
 FINETUNE = TrainRenderConfig(
     steps=300,
     batch=4,
@@ -37,6 +37,7 @@ FINETUNE = TrainRenderConfig(
     warmup=50,
     perceptual_layers=3,
     perceptual_window=4,
+    detail_weight=2.0,
     gan_start=600,
     coeff_noise=0.0,
     log_every=25,

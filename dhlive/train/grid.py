@@ -18,7 +18,7 @@ from ..metrics import GRID_PERIODS
 _BLUR_SIGMA = 2.0
 
 
-def _high_pass(grey: torch.Tensor) -> torch.Tensor:
+def high_pass(grey: torch.Tensor) -> torch.Tensor:
     """(B, 1, n, n) minus its Gaussian blur (sigma 2 px)."""
     radius = int(3 * _BLUR_SIGMA)
     x = torch.arange(-radius, radius + 1, dtype=grey.dtype, device=grey.device)
@@ -34,7 +34,7 @@ def grid_share(images: torch.Tensor) -> torch.Tensor:
     n = min(images.shape[-2:]) // 4 * 4
     grey = (images[:, :, :n, :n] * images.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
     window = torch.hann_window(n, periodic=False, dtype=grey.dtype, device=grey.device)
-    power = torch.fft.fft2(_high_pass(grey)[:, 0] * window[:, None] * window[None, :]).abs() ** 2
+    power = torch.fft.fft2(high_pass(grey)[:, 0] * window[:, None] * window[None, :]).abs() ** 2
     at = sorted({n // p % n for p in GRID_PERIODS} | {(n - n // p) % n for p in GRID_PERIODS} | {0})
     near = sorted({(u + d) % n for u in at for d in (-1, 0, 1)})
     mask = torch.zeros(n, n, dtype=torch.bool, device=grey.device)

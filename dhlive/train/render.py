@@ -45,6 +45,7 @@ from ..mouth import MouthFitConfig, mouth_deltas
 from ..render import inputs
 from ..render.checkpoint import load_renderer, save_renderer
 from ..render.model import REFERENCE_CHANNELS, Renderer, preset
+from .detail import detail_gap
 from .gan import PatchDiscriminator, lsgan_g, mouth_crops, real_vs_fake, stack_time
 from .grid import grid_excess
 from .loop import EVAL_FILE, LOG_FILE, PLOT_FILE, RunningMean, TrainRun, cosine_lr, write_plot
@@ -76,6 +77,7 @@ class TrainRenderConfig(MouthFitConfig):
     mouth_adv_weight: float = 0.02  # mouth-patch discriminator
     temporal_weight: float = 0.02  # clip stage only
     grid_weight: float = 0.0  # penalty on the mouth's pixel grid beyond the real one's (train/grid.py)
+    detail_weight: float = 0.0  # mouth's fine detail against the real one's (train/detail.py)
     gan_start: int = 500  # reconstruction-only steps before the discriminators join
     coeff_noise: float = 0.15  # std of noise on the real mouth's PCA coefficients (units: std of the first)
     colour_jitter: float = 0.0  # strength of one random colour change per sample (colour_change; 0: none)
@@ -96,7 +98,7 @@ class TrainRenderConfig(MouthFitConfig):
         fields(self, "warmup perceptual_window gan_start seed eval_every", low=0, integer=True)
         fields(self, "lr lr_d", low=0, above=True)
         fields(self, "l1_weight perceptual_weight adv_weight mouth_adv_weight temporal_weight coeff_noise", low=0)
-        fields(self, "grid_weight", low=0)
+        fields(self, "grid_weight detail_weight", low=0)
         number("clip_frames", self.clip_frames, low=2, integer=True)
         number("perceptual_layers", self.perceptual_layers, low=1, high=5, integer=True)
         number("holdout", self.holdout, low=0, high=0.9)
@@ -390,7 +392,8 @@ def run_inputs(avatars: list, packs: list[Path], init, mouth) -> dict:
 
 
 def _generator_step(cfg, b, nets, g_run, lpips, opt_g, gan: bool, t: int, amp: bool):
-    """One step of the renderer: L1 + perceptual (+ adversarial); returns the losses and the composites."""
+    """One step of the renderer: L1 + perceptual (+ grid, detail, adversarial); returns the
+    losses and the composites."""
     dev = b["source"].device
     with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
         gen = g_run(b["source"], b["references"], b["reference_index"])
@@ -415,12 +418,13 @@ def _generator_step(cfg, b, nets, g_run, lpips, opt_g, gan: bool, t: int, amp: b
             if t > 1:
                 adv = adv + cfg.temporal_weight * lsgan_g(nets["d_time"](stack_time(mouth_fake, t)).float())
     grid = grid_excess(mouth_fake, mouth_real) if cfg.grid_weight else torch.zeros((), device=dev)
-    loss = cfg.l1_weight * l1 + cfg.perceptual_weight * perc + cfg.grid_weight * grid + adv
+    detail = detail_gap(mouth_fake, mouth_real) if cfg.detail_weight else torch.zeros((), device=dev)
+    loss = cfg.l1_weight * l1 + cfg.perceptual_weight * perc + cfg.grid_weight * grid + cfg.detail_weight * detail + adv
     opt_g.zero_grad(set_to_none=True)
     loss.backward()
     nn.utils.clip_grad_norm_(nets["model"].parameters(), 5.0)
     opt_g.step()
-    return (loss, l1, perc, grid, adv), out_img, mouth_fake, mouth_real
+    return (loss, l1, perc, grid, detail, adv), out_img, mouth_fake, mouth_real
 
 
 def _discriminator_step(b, out_img, mouth_fake, mouth_real, d_runs, opt_d, t: int, amp: bool):
@@ -482,7 +486,7 @@ def _log_and_save(
         write_plot(
             run.out / LOG_FILE,
             run.out / PLOT_FILE,
-            ("loss", "l1", "perceptual", "grid", "adv", "d"),
+            ("loss", "l1", "perceptual", "grid", "detail", "adv", "d"),
             "loss",
             "eval_mouth_psnr",
             "held-out mouth PSNR (dB)",
@@ -501,6 +505,7 @@ LOG_COLUMNS = [
     "eval_mouth_psnr",
     "eval_mouth_ssim",
     "seconds",
+    "detail",  # last, so that a log begun without it keeps its columns in place when resumed
 ]
 
 
@@ -568,11 +573,19 @@ def train_render(
             g["lr"] = lr
         b = _to_device(next(upcoming), dev)
         gan = step >= cfg.gan_start and bool(cfg.adv_weight or cfg.mouth_adv_weight or (t > 1 and cfg.temporal_weight))
-        (loss, l1, perc, grid, adv), out_img, mouth_fake, mouth_real = _generator_step(
+        (loss, l1, perc, grid, detail, adv), out_img, mouth_fake, mouth_real = _generator_step(
             cfg, b, nets, g_run, lpips, opt_g, gan, t, amp
         )
         d = _discriminator_step(b, out_img, mouth_fake, mouth_real, d_runs, opt_d, t, amp) if gan else torch.zeros(())
-        losses.add(loss=loss.item(), l1=l1.item(), perceptual=perc.item(), grid=grid.item(), adv=adv.item(), d=d.item())
+        losses.add(
+            loss=loss.item(),
+            l1=l1.item(),
+            perceptual=perc.item(),
+            grid=grid.item(),
+            adv=adv.item(),
+            d=d.item(),
+            detail=detail.item(),
+        )
         if main:
             _log_and_save(run, step + 1, cfg, lr, losses, nets, (opt_g, opt_d), holdout, basis, basis_path, b, out_img)
     _barrier(world)
