@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -225,3 +226,28 @@ def test_a_second_prepare_of_the_same_avatar_at_once_is_refused(face_clip, tmp_p
         assert (tmp_path / ".busy.partial").is_dir()
     res = prepare(face_clip, "busy", tmp_path, FAST, progress=False)  # once it is free
     assert res.path.is_dir() and not (tmp_path / ".busy.lock").exists()
+
+
+@pytest.mark.parametrize("first_finished", [False, True])
+def test_a_lock_on_a_lock_file_the_first_prepare_just_removed_is_refused(
+    face_clip, tmp_path, monkeypatch, first_finished
+):
+    """Between the second prepare's open of the lock file and its lock, the first one ends and
+    removes the file: the second's lock then holds nothing, and a third would build alongside.
+    The second is refused (told the avatar exists when the first one built it)."""
+    pytest.importorskip("fcntl")
+    real_open = open
+
+    def open_as_the_first_prepare_ends(path, mode="r", *args, **kwargs):
+        f = real_open(path, mode, *args, **kwargs)
+        if str(path).endswith(".late.lock"):
+            Path(path).unlink()
+            if first_finished:
+                (tmp_path / "late").mkdir()
+        return f
+
+    monkeypatch.setattr(prepare_module, "open", open_as_the_first_prepare_ends, raising=False)
+    message = "already exists" if first_finished else "another `dhlive prepare` is building this avatar now"
+    with pytest.raises(DhliveError, match=message):
+        prepare(face_clip, "late", tmp_path, FAST, progress=False)
+    assert not (tmp_path / ".late.lock").exists()

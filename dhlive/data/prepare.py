@@ -329,7 +329,7 @@ def prepare(
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         work = out_dir / f".{name}.partial"
-        lock = _lock_avatar(out_dir / f".{name}.lock", final)
+        lock = _lock_avatar(out_dir / f".{name}.lock", final, force)
         work.mkdir(exist_ok=True)
     except OSError as e:
         raise DhliveError(f"{out_dir}: cannot create the avatar folder here ({e.strerror})") from None
@@ -344,7 +344,7 @@ def prepare(
         lock.close()
 
 
-def _lock_avatar(path: Path, final: Path):
+def _lock_avatar(path: Path, final: Path, force: bool):
     """An exclusive lock on building `final`, held while the open file lives: two prepares of
     one avatar at once would write into the same work folder."""
     f = open(path, "a")
@@ -354,10 +354,20 @@ def _lock_avatar(path: Path, final: Path):
         return f
     try:
         fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        # a prepare that finished between our open and our lock removed the file: a lock on
+        # the removed file would not keep out the next prepare, which opens a new one
+        live = os.fstat(f.fileno()).st_ino == os.stat(path).st_ino
     except OSError:
-        f.close()
-        raise DhliveError(f"{final}: another `dhlive prepare` is building this avatar now; wait for it") from None
-    return f
+        live = False
+    done = final.exists() and not force  # built by a prepare that held the lock before us
+    if live and not done:
+        return f
+    if live:
+        Path(path).unlink(missing_ok=True)
+    f.close()
+    if done:
+        raise DhliveError(f"{final}: already exists (use --force to replace it)")
+    raise DhliveError(f"{final}: another `dhlive prepare` is building this avatar now; wait for it")
 
 
 def _build(
