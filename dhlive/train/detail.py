@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .grid import high_pass
+from .grid import high_pass, luma
 
 DETAIL_CELL = 8  # px: the squares whose detail is compared, a few lip lines wide
 
@@ -20,8 +20,7 @@ DETAIL_CELL = 8  # px: the squares whose detail is compared, a few lip lines wid
 def detail_energy(images: torch.Tensor) -> torch.Tensor:
     """(B, 3, n, n) images in 0..1 -> (B, 1, n // DETAIL_CELL, n // DETAIL_CELL) RMS of the
     high-passed grey image in each cell."""
-    grey = (images.float() * images.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
-    detail = high_pass(grey)
+    detail = high_pass(luma(images.float()))
     return F.avg_pool2d(detail * detail, DETAIL_CELL).clamp_min(1e-8).sqrt()
 
 

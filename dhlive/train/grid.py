@@ -18,6 +18,11 @@ from ..metrics import GRID_PERIODS
 _BLUR_SIGMA = 2.0
 
 
+def luma(images: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) RGB -> (B, 1, H, W) luma (Rec. 601 weights)."""
+    return (images * images.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+
+
 def high_pass(grey: torch.Tensor) -> torch.Tensor:
     """(B, 1, n, n) minus its Gaussian blur (sigma 2 px)."""
     radius = int(3 * _BLUR_SIGMA)
@@ -32,7 +37,7 @@ def high_pass(grey: torch.Tensor) -> torch.Tensor:
 def grid_share(images: torch.Tensor) -> torch.Tensor:
     """(B, 3, H, W) images in 0..1 -> (B,) share of their high-pass energy on the pixel grid."""
     n = min(images.shape[-2:]) // 4 * 4
-    grey = (images[:, :, :n, :n] * images.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    grey = luma(images[:, :, :n, :n])
     window = torch.hann_window(n, periodic=False, dtype=grey.dtype, device=grey.device)
     power = torch.fft.fft2(high_pass(grey)[:, 0] * window[:, None] * window[None, :]).abs() ** 2
     at = sorted({n // p % n for p in GRID_PERIODS} | {(n - n // p) % n for p in GRID_PERIODS} | {0})
